@@ -1,0 +1,13 @@
+import type { Config } from 'jest';
+
+// One jest run covers every level; the stress suite runs only through `npm run test:stress`.
+const config: Config = {
+  testEnvironment: 'node',
+  transform: { '^.+\\.tsx?$': ['ts-jest', { isolatedModules: true }] },
+  testMatch: ['<rootDir>/test/**/*.test.ts'],
+  testPathIgnorePatterns: ['/node_modules/', '/test/stress/'],
+  testTimeout: 60_000,
+  maxWorkers: 2,
+};
+
+export default config;
