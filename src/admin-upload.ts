@@ -1,0 +1,13 @@
+import { z } from 'zod';
+import * as arg from './lib/args';
+import { endpoint } from './lib/handler';
+import { adminKey } from './lib/names';
+import { uploadBase64 } from './lib/operations';
+
+export default endpoint({
+  access: 'admin',
+  args: z.object({ name: arg.name, file: z.string({ error: 'must be a base64 string' }), contentType: arg.contentType }),
+  run: async ({ args, store }) => ({
+    body: await uploadBase64(store, adminKey(args.name), args),
+  }),
+});

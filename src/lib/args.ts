@@ -1,0 +1,42 @@
+/** The argument shapes the endpoints share (zod). Query-string callers send every value as a string. */
+import { z } from 'zod';
+import { MAX_EXPIRE } from './config';
+
+const fromQueryInteger = (v: unknown) => (typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : v);
+const fromQueryBoolean = (v: unknown) => (v === 'true' ? true : v === 'false' ? false : v);
+
+/** A name is checked by the name rules (names.ts) where the key is built; here only its type. */
+export const name = z.string({ error: 'must be a string' });
+
+export const expiresIn = z.preprocess(
+  fromQueryInteger,
+  z.number({ error: 'must be a whole number of seconds' }).int().min(1).max(MAX_EXPIRE).optional(),
+);
+
+export const size = z.preprocess(fromQueryInteger, z.number({ error: 'must be a number of bytes' }).int().min(0).optional());
+
+export const flag = z.preprocess(fromQueryBoolean, z.boolean({ error: 'must be true or false' }).optional());
+
+/** `download`: true for the file's own name, or the name the browser should save it as. */
+export const download = z.preprocess(
+  fromQueryBoolean,
+  z.union([z.boolean(), z.string().min(1).max(255)], { error: 'must be true, false or a file name' }).optional(),
+);
+
+export const method = z.preprocess(
+  (v) => (typeof v === 'string' ? v.toUpperCase() : v),
+  z.enum(['PUT', 'POST'], { error: 'must be PUT or POST' }).default('PUT'),
+);
+
+/** A media type such as `image/png` (parameters like `; charset=utf-8` allowed). */
+export const contentType = z
+  .string({ error: 'must be a string' })
+  .max(255)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*(\s*;\s*[A-Za-z0-9_.-]+=("[^"\\\u0000-\u001f]*"|[A-Za-z0-9!#$&^_.+-]+))*$/, 'must be a media type like image/png')
+  .optional();
+
+/** 1..max names, or one name as a string. */
+export const nameList = (max: number) =>
+  z.union([name.transform((n) => [n]), z.array(z.unknown()).min(1).max(max)], {
+    error: `must be a name or an array of 1 to ${max} names`,
+  });

@@ -1,0 +1,118 @@
+import { z } from 'zod';
+import { StorageError } from './errors';
+
+export const MAX_EXPIRE = 604_800; // seven days: SigV4's limit on a presigned URL
+export const DEFAULT_LINK_EXPIRE = 900;
+export const DEFAULT_MAKE_LINKS_EXPIRE = 3600;
+export const DEFAULT_MAX_FILE_SIZE = 52_428_800;
+export const DEFAULT_TIMEOUT_MS = 5000;
+
+/** The embedded store's credentials: the default of SPEC §5, so `npm start` needs no account. */
+export const EMBEDDED_ACCESS_KEY_ID = 'S3RVER';
+export const EMBEDDED_SECRET_ACCESS_KEY = 'S3RVER';
+
+export interface StorageConfig {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+  region: string;
+  bucket: string;
+  endpoint?: string;
+  forcePathStyle: boolean;
+  timeoutMs: number;
+  /** Link lifetime set by EXPIRE, or undefined for the per-endpoint defaults. */
+  expire?: number;
+  maxFileSize: number;
+  /** Content-type patterns (`type/sub` or `type/*`), or undefined for any. */
+  allowedContentTypes?: string[];
+}
+
+// Syncano hands config values over as strings; an empty string means "not set".
+const text = z.preprocess((v) => (v === '' || v === null ? undefined : v), z.string().trim().min(1).optional());
+const integer = (min: number, max: number) =>
+  z.preprocess(
+    (v) => (v === '' || v === null ? undefined : typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v),
+    z.number().int().min(min).max(max).optional(),
+  );
+const flag = z.preprocess((v) => {
+  if (v === '' || v === null || v === undefined) return undefined;
+  if (typeof v === 'string' && /^(true|1|yes)$/i.test(v.trim())) return true;
+  if (typeof v === 'string' && /^(false|0|no)$/i.test(v.trim())) return false;
+  return v;
+}, z.boolean().optional());
+
+const CONTENT_TYPE_PATTERN = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)$/;
+
+const schema = z.object({
+  AWS_ACCESS_KEY_ID: text,
+  AWS_SECRET_ACCESS_KEY: text,
+  AWS_SESSION_TOKEN: text,
+  AWS_REGION: text.pipe(z.string().regex(/^[a-z0-9-]{1,32}$/, 'must be a region name like eu-central-1').optional()),
+  REGION: text.pipe(z.string().regex(/^[a-z0-9-]{1,32}$/, 'must be a region name like eu-central-1').optional()),
+  AWS_BUCKET: text.pipe(
+    z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name (3-63 of a-z, 0-9, ".", "-")')
+      .optional(),
+  ),
+  AWS_S3_ENDPOINT: text.pipe(
+    z
+      .string()
+      .regex(/^https?:\/\/[^\s/?#]+\/?$/, 'must be an http(s) URL with no path, like http://127.0.0.1:9000')
+      .optional(),
+  ),
+  AWS_S3_FORCE_PATH_STYLE: flag,
+  AWS_S3_TIMEOUT_MS: integer(100, 600_000),
+  EXPIRE: integer(1, MAX_EXPIRE),
+  MAX_FILE_SIZE: integer(1, 5 * 1024 ** 3),
+  ALLOWED_CONTENT_TYPES: text,
+});
+
+/**
+ * Reads ctx.config (SPEC §5). A missing or malformed option is a 500 `not_configured` that names the
+ * option, never its value: values can be secrets.
+ */
+export function parseConfig(raw: unknown, instance: unknown): StorageConfig {
+  const parsed = schema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new StorageError('not_configured', `configuration option ${String(issue.path[0])} ${issue.message}`);
+  }
+  const c = parsed.data;
+  const bucket = c.AWS_BUCKET ?? bucketForInstance(instance);
+  const endpoint = c.AWS_S3_ENDPOINT?.replace(/\/$/, '');
+  return {
+    accessKeyId: c.AWS_ACCESS_KEY_ID ?? EMBEDDED_ACCESS_KEY_ID,
+    secretAccessKey: c.AWS_SECRET_ACCESS_KEY ?? EMBEDDED_SECRET_ACCESS_KEY,
+    sessionToken: c.AWS_SESSION_TOKEN,
+    region: c.AWS_REGION ?? c.REGION ?? 'eu-central-1',
+    bucket,
+    endpoint,
+    forcePathStyle: c.AWS_S3_FORCE_PATH_STYLE ?? Boolean(endpoint),
+    timeoutMs: c.AWS_S3_TIMEOUT_MS ?? DEFAULT_TIMEOUT_MS,
+    expire: c.EXPIRE,
+    maxFileSize: c.MAX_FILE_SIZE ?? DEFAULT_MAX_FILE_SIZE,
+    allowedContentTypes: parseContentTypes(c.ALLOWED_CONTENT_TYPES),
+  };
+}
+
+function bucketForInstance(instance: unknown): string {
+  const name = typeof instance === 'string' ? `${instance.toLowerCase()}-bucket` : '';
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name)) {
+    throw new StorageError('not_configured', 'configuration option AWS_BUCKET is required (no instance name to derive it from)');
+  }
+  return name;
+}
+
+function parseContentTypes(list: string | undefined): string[] | undefined {
+  if (!list) return undefined;
+  const types = list
+    .split(',')
+    .map((t) => t.trim().toLowerCase())
+    .filter(Boolean);
+  const bad = types.find((t) => !CONTENT_TYPE_PATTERN.test(t));
+  if (bad !== undefined || types.length === 0) {
+    throw new StorageError('not_configured', 'configuration option ALLOWED_CONTENT_TYPES must be a comma list of type/subtype or type/*');
+  }
+  return types;
+}

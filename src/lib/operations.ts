@@ -1,0 +1,97 @@
+/** What user and admin endpoints share: upload links, base64 uploads and read links for a key. */
+import { DEFAULT_LINK_EXPIRE, type StorageConfig } from './config';
+import { invalidArgument, StorageError } from './errors';
+import { attachmentDisposition, baseName } from './names';
+import { headObject, putObject, readLink, uploadLink, type Store } from './storage';
+
+export function linkExpiry(config: StorageConfig, asked: number | undefined, fallback = DEFAULT_LINK_EXPIRE): number {
+  return asked ?? config.expire ?? fallback;
+}
+
+/** ALLOWED_CONTENT_TYPES (415): with a list set, an upload must name one of its types. */
+export function allowContentType(config: StorageConfig, contentType: string | undefined): void {
+  const allowed = config.allowedContentTypes;
+  if (!allowed) return;
+  const type = contentType?.split(';')[0].trim().toLowerCase();
+  const ok = type !== undefined && allowed.some((p) => (p.endsWith('/*') ? type.startsWith(p.slice(0, -1)) : p === type));
+  if (!ok) {
+    throw new StorageError(
+      'unsupported_media_type',
+      `${contentType ? `content type ${type}` : 'an upload without contentType'} is not allowed; allowed: ${allowed.join(', ')}`,
+    );
+  }
+}
+
+export async function createUploadLink(
+  store: Store,
+  key: string,
+  args: { method: 'PUT' | 'POST'; contentType?: string; expiresIn?: number; size?: number },
+) {
+  const { config } = store;
+  allowContentType(config, args.contentType);
+  if (args.size !== undefined && args.method !== 'POST') throw invalidArgument('size: only POST links enforce a size');
+  if (args.size !== undefined && args.size > config.maxFileSize) {
+    throw new StorageError('payload_too_large', `size is over the limit of ${config.maxFileSize} bytes`);
+  }
+  return uploadLink(store, {
+    key,
+    method: args.method,
+    contentType: args.contentType,
+    expiresIn: linkExpiry(config, args.expiresIn),
+    maxSize: args.size ?? config.maxFileSize,
+  });
+}
+
+const DATA_URL = /^data:([^,;]*)((?:;[^,;]+)*?);base64,/i;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Decodes `file` (base64 or a base64 `data:` URL) strictly, checking the size before decoding. */
+export function decodeFile(file: string, maxFileSize: number): { bytes: Buffer; dataUrlType?: string } {
+  let payload = file;
+  let dataUrlType: string | undefined;
+  const match = DATA_URL.exec(file);
+  if (match) {
+    dataUrlType = match[1] || undefined;
+    payload = file.slice(match[0].length);
+  } else if (/^data:/i.test(file)) {
+    throw invalidArgument('file: a data: URL must be base64 (data:<type>;base64,...)');
+  }
+  payload = payload.replace(/[\r\n]/g, '');
+  if (!BASE64.test(payload) || payload.length % 4 === 1 || (payload.includes('=') && payload.length % 4 !== 0)) {
+    throw invalidArgument('file: not valid base64');
+  }
+  const padding = payload.endsWith('==') ? 2 : payload.endsWith('=') ? 1 : 0;
+  const size = Math.floor((payload.length * 3) / 4) - padding;
+  if (size > maxFileSize) throw new StorageError('payload_too_large', `file is over the limit of ${maxFileSize} bytes`);
+  return { bytes: Buffer.from(payload, 'base64'), dataUrlType };
+}
+
+export async function uploadBase64(
+  store: Store,
+  target: { key: string; name: string },
+  args: { file: string; contentType?: string },
+) {
+  const { config } = store;
+  const { bytes, dataUrlType } = decodeFile(args.file, config.maxFileSize);
+  const contentType = args.contentType ?? dataUrlType ?? 'application/octet-stream';
+  allowContentType(config, args.contentType ?? dataUrlType);
+  const info = await putObject(store, target.key, bytes, contentType);
+  const { link } = readLink(store, target.key, linkExpiry(config, undefined));
+  return { key: target.key, name: target.name, size: info.size, etag: info.etag, contentType, link };
+}
+
+/** `download`: true uses the file's own name; a string is the name to save it as. */
+export function downloadDisposition(name: string, download: boolean | string | undefined): string | undefined {
+  if (!download) return undefined;
+  return attachmentDisposition(download === true ? baseName(name) : download);
+}
+
+export async function readFileLink(
+  store: Store,
+  target: { key: string; name: string },
+  args: { expiresIn?: number; download?: boolean | string },
+) {
+  await headObject(store, target.key, target.name);
+  const expiresIn = linkExpiry(store.config, args.expiresIn);
+  return { key: target.key, ...readLink(store, target.key, expiresIn, downloadDisposition(target.name, args.download)) };
+}

@@ -1,0 +1,237 @@
+/**
+ * The one module that talks to S3. Handlers call these functions with a Store; nothing else in the
+ * socket imports the AWS SDK.
+ */
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutBucketCorsCommand,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
+import { parseConfig, type StorageConfig } from './config';
+import { isMissingObject, StorageError, toStorageError } from './errors';
+import { createPresigner, type PresignRequest } from './presign';
+
+export interface Store {
+  readonly config: StorageConfig;
+  readonly client: S3Client;
+  readonly presign: (req: PresignRequest) => string;
+  bucketReady?: Promise<void>;
+}
+
+// One client and signer per configuration, reused across calls (a handler process serves many).
+const stores = new Map<string, Store>();
+const MAX_STORES = 16;
+
+export function storeFor(rawConfig: unknown, instance: unknown): Store {
+  const cacheKey = JSON.stringify([rawConfig ?? {}, instance ?? null]);
+  const cached = stores.get(cacheKey);
+  if (cached) return cached;
+  const config = parseConfig(rawConfig, instance);
+  const store: Store = { config, client: new S3Client(clientConfig(config)), presign: createPresigner({ ...config }) };
+  if (stores.size >= MAX_STORES) stores.delete(stores.keys().next().value as string);
+  stores.set(cacheKey, store);
+  return store;
+}
+
+function clientConfig(config: StorageConfig): S3ClientConfig {
+  return {
+    region: config.region,
+    endpoint: config.endpoint,
+    forcePathStyle: config.forcePathStyle,
+    credentials: {
+      accessKeyId: config.accessKeyId,
+      secretAccessKey: config.secretAccessKey,
+      sessionToken: config.sessionToken,
+    },
+    // S3-compatible servers refuse presigned PUTs that carry a CRC of an empty body (SPEC §5).
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts: 2,
+    requestHandler: { connectionTimeout: config.timeoutMs, requestTimeout: config.timeoutMs },
+  };
+}
+
+/** Runs one S3 call with the configured deadline over all its attempts. */
+async function send<T>(store: Store, call: (client: S3Client, options: { abortSignal: AbortSignal }) => Promise<T>): Promise<T> {
+  try {
+    return await call(store.client, { abortSignal: AbortSignal.timeout(store.config.timeoutMs) });
+  } catch (err) {
+    throw err instanceof StorageError || isMissingObject(err) ? err : toStorageError(err);
+  }
+}
+
+/** Browser uploads and downloads through links need CORS on the bucket; we set it only on buckets we create. */
+const BROWSER_CORS = {
+  CORSRules: [
+    {
+      AllowedOrigins: ['*'],
+      AllowedMethods: ['GET', 'PUT', 'POST', 'HEAD'],
+      AllowedHeaders: ['*'],
+      ExposeHeaders: ['ETag'],
+      MaxAgeSeconds: 3600,
+    },
+  ],
+};
+
+/** Creates the bucket on first use if it is missing (SPEC §5). Remembered per store once it succeeds. */
+export function ensureBucket(store: Store): Promise<void> {
+  store.bucketReady ??= (async () => {
+    const Bucket = store.config.bucket;
+    try {
+      await send(store, (c, o) => c.send(new HeadBucketCommand({ Bucket }), o));
+      return;
+    } catch (err) {
+      if (!isMissingObject(err)) throw err;
+    }
+    try {
+      await send(store, (c, o) => c.send(new CreateBucketCommand({ Bucket }), o));
+    } catch (err) {
+      const name = (err as { name?: string }).name;
+      if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') throw toStorageError(err);
+      return;
+    }
+    await send(store, (c, o) => c.send(new PutBucketCorsCommand({ Bucket, CORSConfiguration: BROWSER_CORS }), o)).catch(() => {
+      // A store without bucket CORS support still serves server-side callers.
+    });
+  })().catch((err) => {
+    store.bucketReady = undefined; // try again on the next call: the store may come back
+    throw toStorageError(err);
+  });
+  return store.bucketReady;
+}
+
+/** For the host's /healthz: throws unless the store answers for the bucket. */
+export async function checkStore(rawConfig: unknown, instance: unknown): Promise<void> {
+  const store = storeFor(rawConfig, instance);
+  store.bucketReady = undefined;
+  await ensureBucket(store);
+}
+
+export interface Link {
+  link: string;
+  expiresAt: string;
+}
+
+function expiresAt(expiresIn: number): string {
+  return new Date(Date.now() + expiresIn * 1000).toISOString();
+}
+
+export function readLink(store: Store, key: string, expiresIn: number, disposition?: string): Link {
+  const query = disposition ? { 'response-content-disposition': disposition } : undefined;
+  return { link: store.presign({ method: 'GET', key, expiresIn, query }), expiresAt: expiresAt(expiresIn) };
+}
+
+export interface UploadLink extends Link {
+  method: 'PUT' | 'POST';
+  headers: Record<string, string>;
+  fields?: Record<string, string>;
+  key: string;
+}
+
+export async function uploadLink(
+  store: Store,
+  opts: { key: string; method: 'PUT' | 'POST'; contentType?: string; expiresIn: number; maxSize: number },
+): Promise<UploadLink> {
+  await ensureBucket(store);
+  const { key, contentType, expiresIn } = opts;
+  if (opts.method === 'PUT') {
+    const headers: Record<string, string> = contentType ? { 'Content-Type': contentType } : {};
+    const signed = contentType ? { 'content-type': contentType } : undefined;
+    const link = store.presign({ method: 'PUT', key, expiresIn, headers: signed });
+    return { link, method: 'PUT', headers, key, expiresAt: expiresAt(expiresIn) };
+  }
+  const post = await createPresignedPost(store.client, {
+    Bucket: store.config.bucket,
+    Key: key,
+    Expires: expiresIn,
+    Conditions: [
+      ['content-length-range', 0, opts.maxSize],
+      // Without a fixed type the browser may still send one; the policy must name every field.
+      contentType ? ['eq', '$Content-Type', contentType] : ['starts-with', '$Content-Type', ''],
+    ],
+    Fields: contentType ? { 'Content-Type': contentType } : {},
+  });
+  return { link: post.url, method: 'POST', headers: {}, fields: post.fields, key, expiresAt: expiresAt(expiresIn) };
+}
+
+export interface ObjectInfo {
+  size: number;
+  etag: string;
+  contentType?: string;
+  lastModified?: string;
+}
+
+/** Looks one object up; 404 `not_found` when it is not there. */
+export async function headObject(store: Store, key: string, name = key): Promise<ObjectInfo> {
+  await ensureBucket(store);
+  try {
+    const head = await send(store, (c, o) => c.send(new HeadObjectCommand({ Bucket: store.config.bucket, Key: key }), o));
+    return {
+      size: head.ContentLength ?? 0,
+      etag: unquote(head.ETag),
+      contentType: head.ContentType,
+      lastModified: head.LastModified?.toISOString(),
+    };
+  } catch (err) {
+    if (isMissingObject(err)) throw new StorageError('not_found', `file not found: ${name}`);
+    throw err;
+  }
+}
+
+export async function putObject(store: Store, key: string, body: Buffer, contentType: string): Promise<ObjectInfo> {
+  await ensureBucket(store);
+  const input = { Bucket: store.config.bucket, Key: key, Body: body, ContentType: contentType, ContentLength: body.length };
+  const put = await send(store, (c, o) => c.send(new PutObjectCommand(input), o));
+  return { size: body.length, etag: unquote(put.ETag), contentType };
+}
+
+export interface ListedFile {
+  key: string;
+  size: number;
+  lastModified: string | null;
+  etag: string;
+}
+
+export async function listObjects(
+  store: Store,
+  opts: { prefix: string; startAfter?: string; limit: number },
+): Promise<{ files: ListedFile[]; truncated: boolean }> {
+  await ensureBucket(store);
+  const input = { Bucket: store.config.bucket, Prefix: opts.prefix, StartAfter: opts.startAfter, MaxKeys: opts.limit };
+  const out = await send(store, (c, o) => c.send(new ListObjectsV2Command(input), o));
+  const files = (out.Contents ?? [])
+    // Defence in depth: a store that ignored Prefix must not leak another prefix's keys.
+    .filter((o): o is { Key: string } & typeof o => typeof o.Key === 'string' && o.Key.startsWith(opts.prefix))
+    .map((o) => ({ key: o.Key, size: o.Size ?? 0, lastModified: o.LastModified?.toISOString() ?? null, etag: unquote(o.ETag) }));
+  return { files, truncated: Boolean(out.IsTruncated) };
+}
+
+export async function deleteObject(store: Store, key: string): Promise<void> {
+  await ensureBucket(store);
+  await send(store, (c, o) => c.send(new DeleteObjectCommand({ Bucket: store.config.bucket, Key: key }), o));
+}
+
+/** Runs `work` over `items` with at most `limit` at a time, keeping the order of results. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await work(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+function unquote(etag: string | undefined): string {
+  return (etag ?? '').replace(/^"|"$/g, '');
+}

@@ -1,0 +1,48 @@
+import { z } from 'zod';
+import * as arg from './lib/args';
+import { DEFAULT_MAKE_LINKS_EXPIRE } from './lib/config';
+import { toStorageError } from './lib/errors';
+import { endpoint } from './lib/handler';
+import { adminKey } from './lib/names';
+import { downloadDisposition, linkExpiry } from './lib/operations';
+import { ensureBucket, headObject, mapLimit, readLink } from './lib/storage';
+
+const MAX_KEYS = 1000;
+const CHECK_CONCURRENCY = 16;
+
+export default endpoint({
+  access: 'admin',
+  args: z.object({ fileNames: arg.nameList(MAX_KEYS), expiresIn: arg.expiresIn, download: arg.download, check: arg.flag }),
+  run: async ({ args, store }) => {
+    const expiresIn = linkExpiry(store.config, args.expiresIn, DEFAULT_MAKE_LINKS_EXPIRE);
+    const files: Record<string, string> = {};
+    const errors: Array<{ name: unknown; message: string }> = [];
+    const valid: string[] = [];
+    for (const fileName of args.fileNames) {
+      try {
+        valid.push(adminKey(fileName, 'fileName').key);
+      } catch (err) {
+        errors.push({ name: fileName, message: toStorageError(err).message });
+      }
+    }
+    await ensureBucket(store);
+    const found = args.check
+      ? await mapLimit(valid, CHECK_CONCURRENCY, (key) =>
+          headObject(store, key).then(
+            () => true,
+            (err) => {
+              const error = toStorageError(err);
+              if (error.code !== 'not_found') throw error; // a failing store fails the call, not one key
+              errors.push({ name: key, message: error.message });
+              return false;
+            },
+          ),
+        )
+      : undefined;
+    valid.forEach((key, i) => {
+      if (found && !found[i]) return;
+      files[key] = readLink(store, key, expiresIn, downloadDisposition(key, args.download)).link;
+    });
+    return { body: { files, errors } };
+  },
+});

@@ -1,0 +1,32 @@
+import { z } from 'zod';
+import * as arg from './lib/args';
+import { invalidArgument, toStorageError } from './lib/errors';
+import { endpoint } from './lib/handler';
+import { userKey } from './lib/names';
+import { deleteObject, headObject, mapLimit } from './lib/storage';
+
+const MAX_NAMES = 1000;
+
+export default endpoint({
+  access: 'user',
+  args: z.object({ name: arg.name.optional(), names: z.array(z.unknown()).min(1).max(MAX_NAMES).optional() }),
+  run: async ({ args, store, user }) => {
+    if ((args.name === undefined) === (args.names === undefined)) throw invalidArgument('give either name or names');
+    const names = args.names ?? [args.name];
+    const deleted: string[] = [];
+    const errors: Array<{ name: unknown; message: string }> = [];
+    await mapLimit(names, 16, async (given) => {
+      try {
+        const target = userKey(user.id, given);
+        await headObject(store, target.key, target.name); // S3 deletes silently; a missing file is reported
+        await deleteObject(store, target.key);
+        deleted.push(target.name);
+      } catch (err) {
+        const error = toStorageError(err);
+        if (error.code === 'storage_unavailable') throw error;
+        errors.push({ name: given, message: error.message });
+      }
+    });
+    return { body: { deleted, errors } };
+  },
+});
