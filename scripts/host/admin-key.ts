@@ -1,0 +1,40 @@
+// The admin (account) key: ADMIN_KEY, else generated once and kept in DATA_DIR/admin-key (mode 0600).
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+export interface AdminKeySource {
+  key: string;
+  /** where it comes from: 'env' or the file path */
+  source: 'env' | string;
+  /** true only on the start that generated it */
+  generated: boolean;
+}
+
+export function loadAdminKey(dataDir: string, fromEnv?: string): AdminKeySource {
+  if (fromEnv) return { key: fromEnv, source: 'env', generated: false };
+  const file = path.join(dataDir, 'admin-key');
+  try {
+    const key = fs.readFileSync(file, 'utf8').trim();
+    if (key) return { key, source: file, generated: false };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const key = crypto.randomBytes(24).toString('hex');
+  fs.mkdirSync(dataDir, { recursive: true });
+  // 'wx': never overwrite a key another process wrote in the meantime.
+  try {
+    fs.writeFileSync(file, key + '\n', { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return loadAdminKey(dataDir);
+    throw err;
+  }
+  return { key, source: file, generated: true };
+}
+
+const digest = (s: string) => crypto.createHash('sha256').update(s, 'utf8').digest();
+
+/** Constant-time comparison (both sides hashed first so lengths never leak). */
+export function keysEqual(a: string, b: string): boolean {
+  return crypto.timingSafeEqual(digest(a), digest(b));
+}

@@ -1,0 +1,109 @@
+// Host settings from the environment, and the socket's ctx.config built from the same environment.
+import fs from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+
+export const DEFAULT_MAX_FILE_SIZE = 52_428_800;
+
+export interface HostSettings {
+  port: number;
+  host: string;
+  instance: string;
+  dataDir: string;
+  s3Port: number;
+  adminKey?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  socketDir: string;
+  handlerTimeoutMs: number;
+  handlerGraceMs: number;
+  shutdownTimeoutMs: number;
+}
+
+function intEnv(env: NodeJS.ProcessEnv, name: string, def: number, min = 0, max = 2 ** 31): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new Error(`${name} must be an integer between ${min} and ${max}`);
+  }
+  return n;
+}
+
+/** The project root: scripts/host/../.. */
+export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
+
+export function readSettings(env: NodeJS.ProcessEnv = process.env): HostSettings {
+  const tlsCert = env.TLS_CERT || undefined;
+  const tlsKey = env.TLS_KEY || undefined;
+  if (Boolean(tlsCert) !== Boolean(tlsKey)) throw new Error('TLS_CERT and TLS_KEY must be set together');
+  const instance = env.INSTANCE || 'local';
+  if (!/^[a-z0-9][a-z0-9_-]{0,63}$/i.test(instance)) throw new Error('INSTANCE must be letters, digits, - or _');
+  return {
+    port: intEnv(env, 'PORT', 8080, 0, 65535),
+    host: env.HOST || '127.0.0.1',
+    instance,
+    dataDir: path.resolve(env.DATA_DIR || './.data'),
+    s3Port: intEnv(env, 'S3_PORT', 4569, 0, 65535),
+    adminKey: env.ADMIN_KEY || undefined,
+    tlsCert,
+    tlsKey,
+    // SOCKET_DIR exists for the host's own tests (a throwaway socket); it defaults to the project root.
+    socketDir: path.resolve(env.SOCKET_DIR || PROJECT_ROOT),
+    handlerTimeoutMs: intEnv(env, 'HANDLER_TIMEOUT_MS', 30_000, 1),
+    handlerGraceMs: intEnv(env, 'HANDLER_GRACE_MS', 5_000, 0),
+    shutdownTimeoutMs: intEnv(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0),
+  };
+}
+
+export interface EndpointMeta {
+  file?: string;
+  description?: string;
+  private?: boolean;
+  [k: string]: unknown;
+}
+
+export interface SocketDefinition {
+  name: string;
+  config: Record<string, unknown>;
+  endpoints: Record<string, EndpointMeta>;
+}
+
+export function readSocketYml(socketDir: string): SocketDefinition {
+  const file = path.join(socketDir, 'socket.yml');
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new Error(`cannot read ${file}`);
+  }
+  const doc = YAML.parse(text) as Partial<SocketDefinition> | null;
+  if (!doc || typeof doc.name !== 'string' || !doc.endpoints || typeof doc.endpoints !== 'object') {
+    throw new Error(`${file}: expected a name and endpoints`);
+  }
+  return {
+    name: doc.name,
+    config: doc.config && typeof doc.config === 'object' ? doc.config : {},
+    endpoints: doc.endpoints as Record<string, EndpointMeta>,
+  };
+}
+
+/** ctx.config: the socket.yml `config:` option names that are set in the environment. */
+export function socketConfigFromEnv(def: SocketDefinition, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of Object.keys(def.config)) {
+    const v = env[name];
+    if (v !== undefined && v !== '') out[name] = v;
+  }
+  return out;
+}
+
+/**
+ * Largest request body accepted: a base64 file of MAX_FILE_SIZE bytes (4/3 inflation), plus room for a
+ * data: URL prefix and the other JSON fields (64 KiB).
+ */
+export function bodyLimitFor(maxFileSize: unknown): number {
+  const n = Number(maxFileSize);
+  const size = Number.isFinite(n) && n > 0 ? Math.floor(n) : DEFAULT_MAX_FILE_SIZE;
+  return Math.ceil(size / 3) * 4 + 64 * 1024;
+}

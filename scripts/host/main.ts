@@ -1,0 +1,124 @@
+// aws-storage standalone host: serves the socket's endpoints over HTTP(S) exactly as the Syncano platform did.
+//
+// Built on node:http / node:https, no framework: there are only two route shapes (plus /healthz and
+// the users route), the body must be streamed against a size limit (413 before it is read whole), and
+// the ctx handed to each handler (args, meta, config, HttpResponse, setResponse) must be built exactly;
+// a framework would add body parsers and response conventions we would have to undo.
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadAdminKey } from './admin-key';
+import { bodyLimitFor, readSettings, socketConfigFromEnv } from './env';
+import { createHostServer } from './server';
+import { loadSocket } from './socket';
+import { UserStore } from './users';
+
+type Closer = () => Promise<void> | void;
+
+async function main(): Promise<void> {
+  const settings = readSettings();
+  const say = (line: string) => process.stdout.write(`aws-storage ${line}\n`);
+
+  const socket = loadSocket(settings.socketDir);
+  const config: Record<string, unknown> = socketConfigFromEnv(socket.definition);
+  const closers: Closer[] = [];
+
+  fs.mkdirSync(settings.dataDir, { recursive: true });
+  const users = new UserStore(settings.dataDir);
+  closers.push(() => users.close());
+
+  const admin = loadAdminKey(settings.dataDir, settings.adminKey);
+
+  const bucket = process.env.AWS_BUCKET || `${settings.instance}-bucket`;
+  if (!process.env.AWS_S3_ENDPOINT) {
+    // Embedded mode: an S3-compatible store in this process, its files in DATA_DIR/s3.
+    const { startEmbeddedStore, EMBEDDED_CREDENTIALS } = await import('../s3/embedded-store');
+    const accessKeyId = process.env.AWS_ACCESS_KEY_ID || EMBEDDED_CREDENTIALS.accessKeyId;
+    const secretAccessKey = process.env.AWS_SECRET_ACCESS_KEY || EMBEDDED_CREDENTIALS.secretAccessKey;
+    const store = await startEmbeddedStore({
+      port: settings.s3Port,
+      host: settings.host,
+      dataDir: path.join(settings.dataDir, 's3'),
+      accessKeyId,
+      secretAccessKey,
+      buckets: [bucket],
+      silent: true,
+    });
+    closers.unshift(() => store.close());
+    Object.assign(config, {
+      AWS_S3_ENDPOINT: store.endpoint,
+      AWS_ACCESS_KEY_ID: accessKeyId,
+      AWS_SECRET_ACCESS_KEY: secretAccessKey,
+      AWS_BUCKET: bucket,
+    });
+    if (!config.AWS_REGION && !config.REGION && store.region) config.AWS_REGION = store.region;
+    say(`store: ${store.endpoint} (embedded, files in ${path.join(settings.dataDir, 's3')}), bucket ${bucket}`);
+  } else {
+    say(`store: ${process.env.AWS_S3_ENDPOINT} (external), bucket ${bucket}`);
+  }
+
+  // checkStore is loaded when first needed, so that a broken storage module shows as 503, not a crash.
+  const checkHealth = async () => {
+    const { checkStore } = await import('../../src/lib/storage');
+    await checkStore(config, settings.instance);
+  };
+
+  const tls = settings.tlsCert && settings.tlsKey
+    ? { cert: fs.readFileSync(settings.tlsCert), key: fs.readFileSync(settings.tlsKey) }
+    : undefined;
+
+  const host = createHostServer({
+    instance: settings.instance,
+    socket,
+    users,
+    adminKey: admin.key,
+    config,
+    bodyLimit: bodyLimitFor(config.MAX_FILE_SIZE),
+    handlerTimeoutMs: settings.handlerTimeoutMs,
+    handlerGraceMs: settings.handlerGraceMs,
+    checkHealth,
+    tls,
+    publicDir: path.join(__dirname, 'public'),
+  });
+  const port = await host.listen(settings.port, settings.host);
+
+  const shownHost = settings.host.includes(':') ? `[${settings.host}]` : settings.host;
+  say(`host listening on ${tls ? 'https' : 'http'}://${shownHost}:${port}`);
+  say(`instance ${settings.instance}, socket ${socket.definition.name}, ${socket.endpoints.size} endpoints`);
+  if (admin.source === 'env') say('admin key: from ADMIN_KEY');
+  else if (admin.generated) say(`admin key generated: ${admin.key} (kept in ${admin.source}; shown only this once)`);
+  else say(`admin key kept in ${admin.source}`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    say(`${signal}: finishing requests in flight`);
+    const hardStop = setTimeout(() => {
+      say('shutdown took too long; exiting');
+      process.exit(1);
+    }, settings.shutdownTimeoutMs + 10_000);
+    hardStop.unref();
+    await host.close(settings.shutdownTimeoutMs);
+    for (const c of closers) {
+      try {
+        await c();
+      } catch (err) {
+        say(`close failed: ${(err as Error).message}`);
+      }
+    }
+    say('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+// A handler's detached promise must not take the whole host down.
+process.on('unhandledRejection', (err) => {
+  process.stderr.write(`aws-storage unhandled rejection: ${(err as Error)?.stack ?? String(err)}\n`);
+});
+
+main().catch((err) => {
+  process.stderr.write(`aws-storage host failed to start: ${(err as Error)?.message ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,140 @@
+// Request → arguments and keys: query string + JSON or form body (the body wins), keys taken out of args.
+import type { IncomingMessage } from 'node:http';
+
+export class HttpError extends Error {
+  constructor(
+    public status: number,
+    public code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Reads the body, refusing (413) as soon as Content-Length or the bytes read pass `limit`. */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > limit) {
+      reject(new HttpError(413, 'payload_too_large', `request body over ${limit} bytes`));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        failed = true;
+        req.off('data', onData);
+        chunks.length = 0;
+        reject(new HttpError(413, 'payload_too_large', `request body over ${limit} bytes`));
+        return;
+      }
+      chunks.push(c);
+    };
+    req.on('data', onData);
+    req.on('end', () => {
+      if (!failed) resolve(Buffer.concat(chunks, size));
+    });
+    req.on('error', (err) => {
+      if (!failed) reject(err);
+    });
+  });
+}
+
+type Args = Record<string, unknown>;
+
+function fromSearchParams(sp: URLSearchParams): Args {
+  const out: Args = Object.create(null);
+  for (const key of new Set(sp.keys())) {
+    const all = sp.getAll(key);
+    out[key] = all.length === 1 ? all[0] : all;
+  }
+  return { ...out };
+}
+
+export function parseBody(body: Buffer, contentType: string | undefined): Args {
+  if (body.length === 0) return {};
+  const type = (contentType || '').split(';')[0].trim().toLowerCase();
+  const text = body.toString('utf8');
+  // `curl -d '{...}'` sends JSON labelled as a form: a body that is plainly a JSON object is read as JSON.
+  const looksJson = /^\s*\{[\s\S]*\}\s*$/.test(text);
+  if (type === 'application/x-www-form-urlencoded' && !looksJson) return fromSearchParams(new URLSearchParams(text));
+  if (text.trim() === '') return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new HttpError(400, 'invalid_argument', 'request body is not valid JSON (send JSON or a form)');
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new HttpError(400, 'invalid_argument', 'request body must be a JSON object');
+  }
+  return value as Args;
+}
+
+export interface CallInput {
+  args: Args;
+  userKeys: string[];
+  adminKeys: string[];
+  /** `_method` override, as @syncano/core sends it */
+  methodOverride?: string;
+}
+
+const USER_KEY_ARGS = ['user_key', '_user_key'];
+const ADMIN_KEY_ARGS = ['api_key', '_api_key'];
+
+function takeStrings(args: Args, names: string[], into: string[]): void {
+  for (const n of names) {
+    if (!Object.prototype.hasOwnProperty.call(args, n)) continue;
+    const v = args[n];
+    delete args[n];
+    for (const s of Array.isArray(v) ? v : [v]) {
+      if (s === undefined || s === null || s === '') continue;
+      into.push(String(s));
+    }
+  }
+}
+
+function headerValues(v: string | string[] | undefined): string[] {
+  if (v === undefined) return [];
+  return (Array.isArray(v) ? v : [v]).map((s) => s.trim()).filter((s) => s !== '');
+}
+
+/** Merges query and body (the body wins) and collects every key candidate, removing them from args. */
+export function collectCall(req: IncomingMessage, query: URLSearchParams, body: Args): CallInput {
+  const q = fromSearchParams(query);
+  const b: Args = { ...body };
+  const userKeys = headerValues(req.headers['x-user-key']);
+  const adminKeys = headerValues(req.headers['x-api-key']);
+  for (const src of [q, b]) {
+    takeStrings(src, USER_KEY_ARGS, userKeys);
+    takeStrings(src, ADMIN_KEY_ARGS, adminKeys);
+  }
+  let methodOverride: string | undefined;
+  for (const src of [q, b]) {
+    if (Object.prototype.hasOwnProperty.call(src, '_method')) {
+      const m = src._method;
+      delete src._method;
+      if (typeof m === 'string' && /^(GET|POST|PUT|PATCH|DELETE)$/i.test(m)) methodOverride = m.toUpperCase();
+    }
+  }
+  return { args: { ...q, ...b }, userKeys, adminKeys, methodOverride };
+}
+
+const HIDDEN_HEADERS = new Set(['x-user-key', 'x-api-key', 'authorization', 'cookie', 'proxy-authorization']);
+
+/** meta.request as the platform gave it: REQUEST_METHOD, PATH_INFO, REMOTE_ADDR, HTTP_* (no key headers). */
+export function requestMeta(req: IncomingMessage, pathname: string, method: string): Record<string, string> {
+  const out: Record<string, string> = {
+    REQUEST_METHOD: method,
+    PATH_INFO: pathname,
+    REMOTE_ADDR: req.socket.remoteAddress ?? '',
+  };
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (HIDDEN_HEADERS.has(name) || value === undefined) continue;
+    out['HTTP_' + name.toUpperCase().replace(/-/g, '_')] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return out;
+}

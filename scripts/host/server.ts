@@ -1,0 +1,335 @@
+// The HTTP(S) server: routes, keys, CORS, access log, static page, graceful close.
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import path from 'node:path';
+import { keysEqual } from './admin-key';
+import { errorAnswer, HandlerAnswer, invokeHandler, jsonAnswer } from './invoke';
+import { collectCall, CallInput, HttpError, parseBody, readBody, requestMeta } from './request';
+import type { LoadedSocket } from './socket';
+import { InvalidUsernameError, User, UsernameTakenError, UserStore } from './users';
+
+export interface ServerDeps {
+  instance: string;
+  socket: LoadedSocket;
+  users: UserStore;
+  adminKey: string;
+  /** ctx.config for every call */
+  config: Record<string, unknown>;
+  bodyLimit: number;
+  handlerTimeoutMs: number;
+  handlerGraceMs: number;
+  /** resolves when the store answers, rejects otherwise */
+  checkHealth: () => Promise<void>;
+  tls?: { cert: Buffer; key: Buffer };
+  publicDir?: string;
+  log?: (line: string) => void;
+}
+
+const CORS_HEADERS: Record<string, string> = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Expose-Headers': 'Location, Content-Disposition, ETag',
+};
+const PREFLIGHT_HEADERS: Record<string, string> = {
+  'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
+  'Access-Control-Allow-Headers': 'Content-Type, X-USER-KEY, X-API-KEY, Authorization, X-Requested-With',
+  'Access-Control-Max-Age': '600',
+};
+
+const STATIC_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.txt': 'text/plain; charset=utf-8',
+};
+
+type Route =
+  | { kind: 'health' }
+  | { kind: 'users' }
+  | { kind: 'endpoint'; endpoint: string }
+  | { kind: 'static' }
+  | { kind: 'none' };
+
+export interface HostServer {
+  server: http.Server | https.Server;
+  listen(port: number, host: string): Promise<number>;
+  /** stop accepting, wait (bounded) for requests in flight, then drop what is left */
+  close(timeoutMs: number): Promise<void>;
+}
+
+/** Log-safe path: no query string ever, control characters escaped, bounded length. */
+function logPath(p: string): string {
+  const s = p.replace(/[\u0000-\u001f\u007f\s]/g, (c) => encodeURIComponent(c));
+  return s.length > 300 ? s.slice(0, 300) + '…' : s;
+}
+
+export function createHostServer(deps: ServerDeps): HostServer {
+  const log = deps.log ?? ((l: string) => process.stdout.write(l + '\n'));
+  const socketName = deps.socket.definition.name;
+  let inFlight = 0;
+  let closing = false;
+  const idleWaiters: Array<() => void> = [];
+
+  function route(pathname: string): Route {
+    if (pathname === '/healthz' || pathname === '/healthz/') return { kind: 'health' };
+    const seg = pathname.split('/').slice(1);
+    if (seg.length && seg[seg.length - 1] === '') seg.pop(); // trailing slash optional
+    if (seg.length === 4 && seg[0] === 'v2' && seg[1] === 'instances' && seg[2] === deps.instance && seg[3] === 'users') {
+      return { kind: 'users' };
+    }
+    let socket: string | undefined;
+    let endpoint: string | undefined;
+    if (seg.length === 7 && seg[0] === 'v3' && seg[1] === 'instances' && seg[3] === 'endpoints' && seg[4] === 'sockets') {
+      if (seg[2] !== deps.instance) return { kind: 'none' };
+      socket = seg[5];
+      endpoint = seg[6];
+    } else if (seg.length === 2) {
+      socket = seg[0];
+      endpoint = seg[1];
+    }
+    if (socket === socketName && endpoint !== undefined && deps.socket.endpoints.has(endpoint)) {
+      return { kind: 'endpoint', endpoint };
+    }
+    return { kind: 'static' };
+  }
+
+  function send(res: http.ServerResponse, a: HandlerAnswer, extra: Record<string, string> = {}): void {
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    const headers: Record<string, string | number> = {
+      ...CORS_HEADERS,
+      'X-Content-Type-Options': 'nosniff',
+      'Cache-Control': 'no-store',
+      ...a.headers,
+      ...extra,
+      'Content-Type': a.contentType,
+      'Content-Length': a.body.length,
+    };
+    if (closing) headers.Connection = 'close';
+    res.writeHead(a.status, headers);
+    res.end(a.body);
+  }
+
+  /** Keys → {user, admin}; any unknown or disagreeing key is a 401. */
+  function authenticate(call: CallInput): { user?: User & { user_key: string }; admin: boolean } {
+    const adminKeys = [...new Set(call.adminKeys)];
+    const userKeys = [...new Set(call.userKeys)];
+    if (adminKeys.length > 1) throw new HttpError(401, 'unauthorized', 'admin keys given in several places disagree');
+    if (userKeys.length > 1) throw new HttpError(401, 'unauthorized', 'user keys given in several places disagree');
+    let admin = false;
+    if (adminKeys.length === 1) {
+      if (!keysEqual(adminKeys[0], deps.adminKey)) throw new HttpError(401, 'unauthorized', 'unknown admin key');
+      admin = true;
+    }
+    let user: (User & { user_key: string }) | undefined;
+    if (userKeys.length === 1) {
+      if (keysEqual(userKeys[0], deps.adminKey)) {
+        throw new HttpError(401, 'unauthorized', 'the admin key is not a user key; send it as X-API-KEY');
+      }
+      const found = deps.users.findByKey(userKeys[0]);
+      if (!found) throw new HttpError(401, 'unauthorized', 'unknown user key');
+      user = { ...found, user_key: userKeys[0] };
+    }
+    return { user, admin };
+  }
+
+  async function readCall(req: http.IncomingMessage, url: URL): Promise<CallInput> {
+    const body = await readBody(req, deps.bodyLimit);
+    return collectCall(req, url.searchParams, parseBody(body, req.headers['content-type']));
+  }
+
+  async function handleEndpoint(req: http.IncomingMessage, url: URL, endpoint: string): Promise<HandlerAnswer> {
+    const call = await readCall(req, url);
+    const { user, admin } = authenticate(call);
+    const ep = deps.socket.endpoints.get(endpoint)!;
+    if (ep.metadata.private === true && !admin) {
+      return errorAnswer(403, 'forbidden', `${socketName}/${endpoint} is private: it needs the admin key`);
+    }
+    const method = call.methodOverride ?? req.method ?? 'GET';
+    const meta: Record<string, unknown> = {
+      request: requestMeta(req, url.pathname, method),
+      instance: deps.instance,
+      socket: socketName,
+      executor: `${socketName}/${endpoint}`,
+      executed_by: 'socket_endpoint',
+      metadata: ep.metadata,
+      api_host: req.headers.host ?? '',
+      user: user ? { id: user.id, username: user.username, user_key: user.user_key } : undefined,
+      admin: admin ? { id: 1, email: `admin@${deps.instance}` } : undefined,
+    };
+    if (!meta.user) delete meta.user;
+    if (!meta.admin) delete meta.admin;
+    const ctx = { args: call.args, meta, config: { ...deps.config } };
+    return invokeHandler(ep.handler, ctx, {
+      timeoutMs: deps.handlerTimeoutMs,
+      graceMs: deps.handlerGraceMs,
+      onError: (err) => log(`error in ${socketName}/${endpoint}: ${(err as Error)?.stack ?? String(err)}`),
+    });
+  }
+
+  async function handleUsers(req: http.IncomingMessage, url: URL): Promise<HandlerAnswer> {
+    const call = await readCall(req, url);
+    const { admin } = authenticate(call);
+    if (!admin) return errorAnswer(403, 'forbidden', 'creating users needs the admin key');
+    try {
+      const u = deps.users.add(call.args.username as string);
+      return jsonAnswer(201, { id: u.id, username: u.username, user_key: u.user_key });
+    } catch (err) {
+      if (err instanceof InvalidUsernameError) return errorAnswer(400, 'invalid_argument', err.message);
+      if (err instanceof UsernameTakenError) return errorAnswer(409, 'conflict', err.message);
+      throw err;
+    }
+  }
+
+  async function handleHealth(): Promise<HandlerAnswer> {
+    try {
+      await deps.checkHealth();
+      return jsonAnswer(200, { status: 'ok' });
+    } catch {
+      return jsonAnswer(503, { status: 'unavailable' });
+    }
+  }
+
+  function serveStatic(res: http.ServerResponse, pathname: string): HandlerAnswer | 'sent' {
+    const notFound = errorAnswer(404, 'not_found', 'no such route');
+    const root = deps.publicDir;
+    if (!root || !fs.existsSync(root)) return notFound;
+    let rel: string;
+    try {
+      rel = decodeURIComponent(pathname);
+    } catch {
+      return notFound;
+    }
+    if (rel.includes('\0') || rel.includes('\\')) return notFound;
+    if (rel.endsWith('/')) rel += 'index.html';
+    const rootReal = fs.realpathSync(root);
+    const file = path.resolve(rootReal, '.' + path.posix.normalize('/' + rel));
+    if (file !== rootReal && !file.startsWith(rootReal + path.sep)) return notFound;
+    let real: string;
+    try {
+      real = fs.realpathSync(file);
+      if (!real.startsWith(rootReal + path.sep) || !fs.statSync(real).isFile()) return notFound;
+    } catch {
+      return notFound;
+    }
+    const body = fs.readFileSync(real);
+    send(res, {
+      status: 200,
+      body,
+      contentType: STATIC_TYPES[path.extname(real).toLowerCase()] ?? 'application/octet-stream',
+      headers: { 'Cache-Control': 'no-cache' },
+    }, { 'Cache-Control': 'no-cache' });
+    return 'sent';
+  }
+
+  async function dispatch(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<HandlerAnswer | 'sent'> {
+    const method = req.method ?? 'GET';
+    const r = route(url.pathname);
+    const allowed =
+      r.kind === 'endpoint' ? ['GET', 'POST', 'OPTIONS'] :
+      r.kind === 'users' ? ['POST', 'OPTIONS'] :
+      r.kind === 'health' ? ['GET'] :
+      r.kind === 'static' ? ['GET'] : [];
+    if (r.kind === 'none' || (r.kind === 'static' && method !== 'GET')) {
+      return errorAnswer(404, 'not_found', 'no such route');
+    }
+    if (!allowed.includes(method)) {
+      return { ...errorAnswer(405, 'method_not_allowed', `${method} is not allowed here`), headers: { Allow: allowed.join(', ') } };
+    }
+    if (method === 'OPTIONS') {
+      send(res, { status: 204, body: Buffer.alloc(0), contentType: 'text/plain', headers: PREFLIGHT_HEADERS });
+      return 'sent';
+    }
+    switch (r.kind) {
+      case 'health':
+        return handleHealth();
+      case 'users':
+        return handleUsers(req, url);
+      case 'endpoint':
+        return handleEndpoint(req, url, r.endpoint);
+      case 'static':
+        return serveStatic(res, url.pathname);
+    }
+  }
+
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const started = process.hrtime.bigint();
+    inFlight++;
+    let pathname = '/';
+    res.on('close', () => {
+      inFlight--;
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      log(`${new Date().toISOString()} ${req.method} ${logPath(pathname)} ${res.statusCode} ${ms.toFixed(1)}ms`);
+      if (inFlight === 0) idleWaiters.splice(0).forEach((f) => f());
+    });
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://host');
+      pathname = url.pathname;
+    } catch {
+      send(res, errorAnswer(400, 'invalid_argument', 'malformed request URL'));
+      return;
+    }
+    dispatch(req, res, url).then(
+      (a) => {
+        if (a !== 'sent') send(res, a);
+      },
+      (err) => {
+        if (err instanceof HttpError) {
+          if (err.status === 413) {
+            // Answer now, then stop reading: drain what the client still sends (bounded), then close.
+            send(res, errorAnswer(413, err.code, err.message), { Connection: 'close' });
+            req.resume();
+            const t = setTimeout(() => req.socket.destroy(), 5_000);
+            t.unref();
+            req.once('end', () => clearTimeout(t));
+            return;
+          }
+          send(res, errorAnswer(err.status, err.code, err.message));
+          return;
+        }
+        log(`error: ${(err as Error)?.stack ?? String(err)}`);
+        send(res, errorAnswer(500, 'internal', 'internal error'));
+      },
+    );
+  };
+
+  const server = deps.tls
+    ? https.createServer({ cert: deps.tls.cert, key: deps.tls.key }, onRequest)
+    : http.createServer(onRequest);
+  server.headersTimeout = 30_000;
+  server.requestTimeout = 300_000;
+  server.keepAliveTimeout = 5_000;
+
+  return {
+    server,
+    listen(port, host) {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve((server.address() as { port: number }).port);
+        });
+      });
+    },
+    async close(timeoutMs) {
+      closing = true;
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeIdleConnections();
+      const idle = inFlight === 0 ? Promise.resolve() : new Promise<void>((r) => idleWaiters.push(r));
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)));
+      await Promise.race([idle, timedOut]);
+      clearTimeout(timer);
+      server.closeAllConnections();
+      await Promise.race([closed, new Promise<void>((r) => setTimeout(r, 1_000).unref())]);
+    },
+  };
+}

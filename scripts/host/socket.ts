@@ -1,0 +1,39 @@
+// Loads the socket: socket.yml and the built handlers (.dist/src/<endpoint>.js), once at start.
+import fs from 'node:fs';
+import path from 'node:path';
+import { EndpointMeta, readSocketYml, SocketDefinition } from './env';
+
+export type Handler = (ctx: unknown) => unknown;
+
+export interface LoadedEndpoint {
+  name: string;
+  metadata: EndpointMeta;
+  handler: Handler;
+}
+
+export interface LoadedSocket {
+  definition: SocketDefinition;
+  endpoints: Map<string, LoadedEndpoint>;
+}
+
+export function loadSocket(socketDir: string): LoadedSocket {
+  const definition = readSocketYml(socketDir);
+  const endpoints = new Map<string, LoadedEndpoint>();
+  const missing: string[] = [];
+  for (const [name, metadata] of Object.entries(definition.endpoints)) {
+    const file = path.join(socketDir, '.dist', 'src', `${name}.js`);
+    if (!fs.existsSync(file)) {
+      missing.push(path.relative(socketDir, file));
+      continue;
+    }
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const mod = require(file);
+    const handler = typeof mod?.default === 'function' ? mod.default : typeof mod === 'function' ? mod : undefined;
+    if (!handler) throw new Error(`${file} does not export a handler function`);
+    endpoints.set(name, { name, metadata: metadata ?? {}, handler });
+  }
+  if (missing.length) {
+    throw new Error(`built handlers missing (${missing.join(', ')}): run \`npm run build\` first`);
+  }
+  return { definition, endpoints };
+}

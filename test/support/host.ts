@@ -1,0 +1,114 @@
+// Starts the standalone host as `npm start` does (node --import tsx scripts/host/main.ts) for tests.
+import { ChildProcess, spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
+
+export interface StartedHost {
+  url: string;
+  adminKey: string;
+  dataDir: string;
+  /** the store endpoint the host printed (embedded or external) */
+  s3Endpoint?: string;
+  bucket?: string;
+  logs(): string;
+  addUser(username: string): Promise<{ id: number; username: string; user_key: string }>;
+  /** sends the signal (SIGTERM by default) and resolves with the exit code */
+  stop(signal?: NodeJS.Signals): Promise<number>;
+  process: ChildProcess;
+}
+
+export interface StartHostOptions {
+  env?: Record<string, string>;
+  dataDir?: string;
+  /** how long to wait for the listening line (ms) */
+  timeoutMs?: number;
+}
+
+export function tempDir(prefix = 'aws-storage-host-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export async function startHost(opts: StartHostOptions = {}): Promise<StartedHost> {
+  const dataDir = opts.dataDir ?? tempDir();
+  const adminKey = opts.env?.ADMIN_KEY ?? crypto.randomBytes(20).toString('hex');
+  // process.env passes through, so AWS_* set for an external store (the Ceph RGW run) reach the host.
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PORT: '0',
+    S3_PORT: '0',
+    HOST: '127.0.0.1',
+    DATA_DIR: dataDir,
+    ADMIN_KEY: adminKey,
+    ...opts.env,
+  };
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/host/main.ts'], {
+    cwd: PROJECT_ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (output += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (output += d));
+  const exited = new Promise<number>((resolve) => {
+    child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : 1)));
+  });
+  let exitCode: number | undefined;
+  void exited.then((c) => (exitCode = c));
+
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const deadline = Date.now() + timeoutMs;
+  let url: string | undefined;
+  while (Date.now() < deadline) {
+    const m = /aws-storage host listening on (https?:\/\/\S+)/.exec(output);
+    if (m) {
+      url = m[1];
+      break;
+    }
+    if (exitCode !== undefined) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  if (!url) {
+    child.kill('SIGKILL');
+    throw new Error(`host did not start within ${timeoutMs} ms (exit ${exitCode}):\n${output}`);
+  }
+  const store = /aws-storage store: (\S+) .*bucket (\S+)/.exec(output);
+  const instance = env.INSTANCE || 'local';
+  // ADMIN_KEY: '' lets the host generate (or reuse) the key kept in DATA_DIR.
+  let key = adminKey;
+  if (!key) {
+    const file = path.join(dataDir, 'admin-key');
+    key = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim() : '';
+  }
+
+  return {
+    url,
+    adminKey: key,
+    dataDir,
+    s3Endpoint: store?.[1],
+    bucket: store?.[2],
+    logs: () => output,
+    process: child,
+    async addUser(username: string) {
+      const res = await fetch(`${url}/v2/instances/${instance}/users/`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': key },
+        body: JSON.stringify({ username }),
+      });
+      const body = await res.json();
+      if (res.status !== 201) throw new Error(`addUser ${username}: ${res.status} ${JSON.stringify(body)}`);
+      return body as { id: number; username: string; user_key: string };
+    },
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (exitCode !== undefined) return exitCode;
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
