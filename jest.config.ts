@@ -3,7 +3,7 @@ import type { Config } from 'jest';
 // One jest run covers every level; the stress suite runs only through `npm run test:stress`.
 const config: Config = {
   testEnvironment: 'node',
-  transform: { '^.+\\.tsx?$': ['ts-jest', { isolatedModules: true }] },
+  transform: { '^.+\\.tsx?$': 'ts-jest' },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/test/stress/'],
   testTimeout: 60_000,
