@@ -1,0 +1,60 @@
+import { parseConfig } from '../../src/lib/config';
+import { StorageError } from '../../src/lib/errors';
+
+const notConfigured = (raw: unknown, instance: unknown = 'inst') => {
+  try {
+    parseConfig(raw, instance);
+  } catch (err) {
+    if (err instanceof StorageError && err.code === 'not_configured') return err.message;
+  }
+  return undefined;
+};
+
+describe('configuration (SPEC §5)', () => {
+  test('defaults', () => {
+    expect(parseConfig({}, 'my-app')).toEqual({
+      accessKeyId: 'S3RVER',
+      secretAccessKey: 'S3RVER',
+      sessionToken: undefined,
+      region: 'eu-central-1',
+      bucket: 'my-app-bucket',
+      endpoint: undefined,
+      forcePathStyle: false,
+      timeoutMs: 5000,
+      expire: undefined,
+      maxFileSize: 52428800,
+      allowedContentTypes: undefined,
+    });
+  });
+
+  test('strings from socket.yml are read as numbers, flags and lists; REGION is an alias', () => {
+    const c = parseConfig(
+      { REGION: 'us-west-2', AWS_S3_ENDPOINT: 'http://127.0.0.1:9000/', EXPIRE: '60', MAX_FILE_SIZE: '1024', ALLOWED_CONTENT_TYPES: 'image/*, Text/Plain', AWS_S3_FORCE_PATH_STYLE: 'false' },
+      'x',
+    );
+    expect(c).toMatchObject({ region: 'us-west-2', endpoint: 'http://127.0.0.1:9000', expire: 60, maxFileSize: 1024, forcePathStyle: false });
+    expect(c.allowedContentTypes).toEqual(['image/*', 'text/plain']);
+    expect(parseConfig({ AWS_S3_ENDPOINT: 'http://h:1' }, 'x').forcePathStyle).toBe(true);
+    expect(parseConfig({ AWS_REGION: 'ap-south-1', REGION: 'us-west-2' }, 'x').region).toBe('ap-south-1');
+  });
+
+  test.each([
+    [{ AWS_BUCKET: 'Bad_Bucket' }, 'AWS_BUCKET'],
+    [{ AWS_S3_ENDPOINT: 'not a url' }, 'AWS_S3_ENDPOINT'],
+    [{ EXPIRE: '0' }, 'EXPIRE'],
+    [{ EXPIRE: '604801' }, 'EXPIRE'],
+    [{ MAX_FILE_SIZE: '-1' }, 'MAX_FILE_SIZE'],
+    [{ MAX_FILE_SIZE: 'lots' }, 'MAX_FILE_SIZE'],
+    [{ ALLOWED_CONTENT_TYPES: 'images' }, 'ALLOWED_CONTENT_TYPES'],
+    [{ AWS_S3_FORCE_PATH_STYLE: 'maybe' }, 'AWS_S3_FORCE_PATH_STYLE'],
+  ])('%j is not_configured naming %s', (raw, option) => {
+    expect(notConfigured(raw)).toContain(option);
+  });
+
+  test('no bucket and no instance names AWS_BUCKET; a secret never appears in the message', () => {
+    expect(notConfigured({}, null)).toContain('AWS_BUCKET');
+    const message = notConfigured({ AWS_SECRET_ACCESS_KEY: 'hunter2', AWS_S3_ENDPOINT: 'hunter2' });
+    expect(message).toContain('AWS_S3_ENDPOINT');
+    expect(message).not.toContain('hunter2');
+  });
+});
