@@ -8,6 +8,7 @@ const config: Config = {
   testPathIgnorePatterns: ['/node_modules/', '/test/stress/'],
   testTimeout: 60_000,
   maxWorkers: 2,
+  setupFiles: ['<rootDir>/test/support/setup-env.ts'],
 };
 
 export default config;

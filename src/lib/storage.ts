@@ -91,7 +91,7 @@ export function ensureBucket(store: Store): Promise<void> {
       if (!isMissingObject(err)) throw err;
     }
     try {
-      await send(store, (c, o) => c.send(new CreateBucketCommand({ Bucket }), o));
+      await createBucket(store);
     } catch (err) {
       const name = (err as { name?: string }).name;
       if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') throw toStorageError(err);
@@ -105,6 +105,26 @@ export function ensureBucket(store: Store): Promise<void> {
     throw toStorageError(err);
   });
   return store.bucketReady;
+}
+
+/**
+ * The SDK sends LocationConstraint=<region> outside us-east-1; S3-compatible stores whose zone group
+ * has another name (Ceph RGW's "default") refuse it. There, create the bucket without a constraint.
+ */
+async function createBucket(store: Store): Promise<void> {
+  const Bucket = store.config.bucket;
+  try {
+    await send(store, (c, o) => c.send(new CreateBucketCommand({ Bucket }), o));
+  } catch (err) {
+    const name = (err as { name?: string }).name ?? '';
+    if (!store.config.endpoint || !/LocationConstraint/.test(name)) throw err;
+    const plain = new S3Client({ ...clientConfig(store.config), region: 'us-east-1' });
+    try {
+      await send({ ...store, client: plain }, (c, o) => c.send(new CreateBucketCommand({ Bucket }), o));
+    } finally {
+      plain.destroy();
+    }
+  }
 }
 
 /** For the host's /healthz: throws unless the store answers for the bucket. */
