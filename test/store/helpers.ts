@@ -1,0 +1,56 @@
+import { S3Client, GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
+import type { EmbeddedStore } from '../../scripts/s3/embedded-store';
+
+export function clientFor(
+  store: EmbeddedStore,
+  over: { accessKeyId?: string; secretAccessKey?: string; region?: string; systemClockOffset?: number } = {},
+): S3Client {
+  return new S3Client({
+    endpoint: store.endpoint,
+    region: over.region ?? store.region,
+    forcePathStyle: true,
+    credentials: {
+      accessKeyId: over.accessKeyId ?? store.accessKeyId,
+      secretAccessKey: over.secretAccessKey ?? store.secretAccessKey,
+    },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts: 1,
+    ...(over.systemClockOffset !== undefined ? { systemClockOffset: over.systemClockOffset } : {}),
+  });
+}
+
+export async function getText(client: S3Client, Bucket: string, Key: string): Promise<string> {
+  const res = await client.send(new GetObjectCommand({ Bucket, Key }));
+  return res.Body!.transformToString();
+}
+
+/** true when the object exists, false on 404; any other failure throws. */
+export async function exists(client: S3Client, Bucket: string, Key: string): Promise<boolean> {
+  try {
+    await client.send(new HeadObjectCommand({ Bucket, Key }));
+    return true;
+  } catch (err) {
+    if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return false;
+    throw err;
+  }
+}
+
+/** The S3 error code of an XML error body. */
+export function errorCode(body: string): string | undefined {
+  return /<Code>([^<]*)<\/Code>/.exec(body)?.[1];
+}
+
+/** Runs fn over items, at most `limit` at a time. */
+export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
