@@ -113,6 +113,20 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 
+// Each bundled handler carries its own AWS SDK, and each would print the SDK's Node-version notice once;
+// the host prints it once.
+const emitWarning = process.emitWarning.bind(process) as (...a: unknown[]) => void;
+let sdkNoticeShown = false;
+process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+  const type = typeof rest[0] === 'string' ? rest[0] : (rest[0] as { type?: string } | undefined)?.type;
+  const name = type ?? (warning instanceof Error ? warning.name : '');
+  if (name === 'NodeVersionSupportWarning') {
+    if (sdkNoticeShown) return;
+    sdkNoticeShown = true;
+  }
+  emitWarning(warning, ...rest);
+}) as typeof process.emitWarning;
+
 // A handler's detached promise must not take the whole host down.
 process.on('unhandledRejection', (err) => {
   process.stderr.write(`aws-storage unhandled rejection: ${(err as Error)?.stack ?? String(err)}\n`);

@@ -32,7 +32,39 @@ export function tempDir(prefix = 'aws-storage-host-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+/**
+ * Waits (bounded) until every endpoint of the socket has its built handler. `npm run build` empties
+ * .dist before it writes it, so a build running next to the tests (a shared tree) would fail a start.
+ */
+async function waitForBuild(socketDir: string, timeoutMs: number): Promise<void> {
+  let names: string[] = [];
+  try {
+    const yml = fs.readFileSync(path.join(socketDir, 'socket.yml'), 'utf8');
+    const section = yml.split(/^endpoints:\s*$/m)[1] ?? '';
+    names = [...section.matchAll(/^  ([A-Za-z0-9_-]+):\s*$/gm)].map((m) => m[1]);
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (names.every((n) => fs.existsSync(path.join(socketDir, '.dist', 'src', `${n}.js`)))) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 export async function startHost(opts: StartHostOptions = {}): Promise<StartedHost> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await waitForBuild(opts.env?.SOCKET_DIR || PROJECT_ROOT, 30_000);
+      return await startHostOnce(opts);
+    } catch (err) {
+      if (attempt >= 3 || !/built handlers missing/.test(String((err as Error).message))) throw err;
+      if (opts.env?.SOCKET_DIR && opts.env.SOCKET_DIR !== PROJECT_ROOT) throw err;
+    }
+  }
+}
+
+async function startHostOnce(opts: StartHostOptions): Promise<StartedHost> {
   const dataDir = opts.dataDir ?? tempDir();
   const adminKey = opts.env?.ADMIN_KEY ?? crypto.randomBytes(20).toString('hex');
   // process.env passes through, so AWS_* set for an external store (the Ceph RGW run) reach the host.
