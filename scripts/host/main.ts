@@ -120,7 +120,8 @@ let sdkNoticeShown = false;
 process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
   const type = typeof rest[0] === 'string' ? rest[0] : (rest[0] as { type?: string } | undefined)?.type;
   const name = type ?? (warning instanceof Error ? warning.name : '');
-  if (name === 'NodeVersionSupportWarning') {
+  const text = typeof warning === 'string' ? warning : warning.message;
+  if (name === 'NodeVersionSupportWarning' || /^NodeVersionSupportWarning\b/.test(text)) {
     if (sdkNoticeShown) return;
     sdkNoticeShown = true;
   }

@@ -334,11 +334,9 @@
 
   async function uploadFiles(files) {
     clearError();
-    const queue = files.map((file) => {
-      const ui = uploadItem(file);
-      els.uploads.prepend(ui.item);
-      return { file, ui };
-    });
+    const queue = files.map((file) => ({ file, ui: uploadItem(file) }));
+    // the newest batch on top, in the order the files were chosen
+    els.uploads.prepend(...queue.map((q) => q.ui.item));
     let ok = 0;
     const worker = async () => {
       for (let next = queue.shift(); next; next = queue.shift()) {
