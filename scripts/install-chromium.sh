@@ -1,0 +1,53 @@
+#!/bin/sh
+# Installs Debian's chromium for the browser test (test/browser), unless it is already there.
+# Idempotent: a no-op when /usr/bin/chromium exists. Needs root (or sudo) and the Debian archive.
+set -eu
+
+CHROMIUM=/usr/bin/chromium
+
+if [ -x "$CHROMIUM" ]; then
+  echo "chromium: already installed ($("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM"))"
+  exit 0
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "install-chromium: $CHROMIUM is missing and apt-get is not available; install chromium by hand" >&2
+  exit 1
+fi
+
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+    echo "install-chromium: must run as root (or with sudo) to install chromium" >&2
+    exit 1
+  fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+
+# apt may be busy (another job installing); retry a few times.
+apt() {
+  n=0
+  until $SUDO apt-get -o DPkg::Lock::Timeout=120 "$@"; do
+    n=$((n + 1))
+    if [ "$n" -ge 5 ]; then return 1; fi
+    echo "install-chromium: apt-get $1 failed, retrying ($n)" >&2
+    sleep 5
+  done
+}
+
+# Only refresh the package lists when they do not know chromium yet.
+if ! apt-cache show chromium >/dev/null 2>&1; then
+  apt update
+fi
+if ! apt install -y --no-install-recommends chromium; then
+  # stale package lists (a 404 on a superseded version): refresh them and try once more
+  apt update
+  apt install -y --no-install-recommends chromium
+fi
+
+if [ ! -x "$CHROMIUM" ]; then
+  echo "install-chromium: chromium installed but $CHROMIUM is missing" >&2
+  exit 1
+fi
+echo "chromium: installed ($("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM"))"
