@@ -30,7 +30,22 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
-export async function benchPresign(opts: { rounds?: number; budgetMs?: number } = {}): Promise<PresignBenchRow[]> {
+/** Another implementation measured in the same interleaved rounds: one call signs a batch and returns the links' total length. */
+export interface ExtraImpl {
+  name: string;
+  batch: () => Promise<number>;
+  /** links one batch makes (default: the batch size) */
+  links?: number;
+}
+
+/** The 1000 keys every row signs (also used by scripts/bench/run.ts, so the handler signs the same names). */
+export function presignBenchKeys(n = BATCH): string[] {
+  return Array.from({ length: n }, (_, i) => `user-${i % 97}/photos/2024/IMG ${i} (ü€).jpg`);
+}
+
+export async function benchPresign(
+  opts: { rounds?: number; budgetMs?: number; extra?: ExtraImpl[]; /** links per batch, default 1000 */ batchSize?: number } = {},
+): Promise<PresignBenchRow[]> {
   const rounds = Math.max(1, opts.rounds ?? 7);
   const budgetMs = opts.budgetMs ?? 20_000; // stop adding rounds past this (a) is the slow one
   const target: PresignTarget = {
@@ -41,7 +56,8 @@ export async function benchPresign(opts: { rounds?: number; budgetMs?: number } 
     forcePathStyle: true,
     bucket: 'bench-bucket',
   };
-  const keys = Array.from({ length: BATCH }, (_, i) => `user-${i % 97}/photos/2024/IMG ${i} (ü€).jpg`);
+  const batchSize = Math.max(1, opts.batchSize ?? BATCH);
+  const keys = presignBenchKeys(batchSize);
   const expiresIn = 3600;
 
   const client = new S3Client({
@@ -63,7 +79,7 @@ export async function benchPresign(opts: { rounds?: number; budgetMs?: number } 
   const presign = createPresigner(target);
   const url = new URL(target.endpoint as string);
 
-  const impls: Array<{ name: string; batch: () => Promise<number> }> = [
+  const impls: ExtraImpl[] = [
     {
       name: '(a) getSignedUrl(GetObjectCommand)',
       batch: async () => {
@@ -99,6 +115,7 @@ export async function benchPresign(opts: { rounds?: number; budgetMs?: number } 
         return n;
       },
     },
+    ...(opts.extra ?? []),
   ];
 
   // sanity: (c) equals (a) for the same second (retry if the clock ticked between them)
@@ -127,7 +144,7 @@ export async function benchPresign(opts: { rounds?: number; budgetMs?: number } 
   }
 
   const batchMs = samples.map(median);
-  const lps = batchMs.map((ms) => (BATCH * 1000) / ms);
+  const lps = batchMs.map((ms, i) => ((impls[i].links ?? batchSize) * 1000) / ms);
   return impls.map((impl, i) => ({
     name: impl.name,
     linksPerSec: Math.round(lps[i]),

@@ -1,0 +1,325 @@
+/**
+ * `npm run bench`: every figure beside its baseline, measured in this one run on this machine.
+ *
+ *   1. make-links, 1000 keys, the built handler alone (in-process ctx, admin meta, embedded store) vs
+ *      (a) getSignedUrl(GetObjectCommand) per link and (b) @smithy/signature-v4 presign per link,
+ *      interleaved in the same rounds (scripts/bench/presign.bench.ts);
+ *   2. the host's user-upload-link over HTTP (autocannon, 32 connections) vs a bare node:http server
+ *      answering a constant JSON of the same length, each in its own process;
+ *   3. user-upload base64 of 1 MiB and 8 MiB through the host vs a direct PutObject of the same bytes
+ *      to the same store, and the host's peak RSS growth;
+ *   4. make-links µs per link at 10, 100 and 1000 keys.
+ *
+ * Prints one table (figure, value, baseline, ratio, target, pass/fail) and writes bench-results/bench.json.
+ * Options: --quick (shorter rounds, 3 s loads), --duration <s> (autocannon seconds, default 10).
+ */
+import './env';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { startEmbeddedStore, EMBEDDED_CREDENTIALS } from '../s3/embedded-store';
+import { startHost, type StartedHost } from '../../test/support/host';
+import { benchPresign, formatPresignTable, presignBenchKeys, type PresignBenchRow } from './presign.bench';
+import {
+  PROJECT_ROOT,
+  loadAvg,
+  loadBuiltHandler,
+  makeLinksBatch,
+  makeLinksOnce,
+  measureHttp,
+  measureMakeLinksScaling,
+  measureUpload,
+  postJson,
+  readMem,
+  round,
+  startBareServer,
+  type BareServer,
+  type Handler,
+  type HttpLoadResult,
+  type ScalingRow,
+  type UploadResult,
+} from './measure';
+
+const argv = process.argv.slice(2);
+const QUICK = argv.includes('--quick');
+const durIdx = argv.indexOf('--duration');
+const LOAD_S = durIdx >= 0 ? Math.max(1, Math.min(60, Number(argv[durIdx + 1]) || 10)) : QUICK ? 3 : 10;
+const WARM_S = QUICK ? 1 : 2;
+const ROUNDS = QUICK ? 3 : 7;
+const RUN_LIMIT_MS = 6 * 60_000; // the whole run, whatever happens
+const MiB = 1024 * 1024;
+
+interface Row {
+  figure: string;
+  value: number | null;
+  unit: string;
+  baseline: number | null;
+  baselineName: string;
+  ratio: number | null;
+  target: string;
+  pass: boolean | null;
+}
+
+const log = (s: string) => process.stdout.write(s + '\n');
+
+async function main(): Promise<void> {
+  const t0 = Date.now();
+  const loads: Record<string, string> = { start: loadAvg() };
+  log(`aws-storage bench: node ${process.version}, ${os.cpus().length} cores, load ${loads.start}${QUICK ? ' (quick)' : ''}`);
+  const errors: Record<string, string> = {};
+  const children: Array<{ stop: () => Promise<unknown> }> = [];
+  const watchdog = setTimeout(() => {
+    log(`bench: over ${RUN_LIMIT_MS / 1000} s, stopping`);
+    for (const c of children) void c.stop();
+    setTimeout(() => process.exit(2), 3_000).unref();
+  }, RUN_LIMIT_MS);
+  watchdog.unref();
+
+  let handler: Handler | null = loadBuiltHandler('make-links');
+  const handlerSource = handler ? '.dist/src/make-links.js' : 'src/make-links.ts';
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  handler ??= require('../../src/make-links').default as Handler;
+
+  // ---- 1 and 4: make-links in-process, embedded store in this process ----
+  let presignRows: PresignBenchRow[] = [];
+  let scaling: ScalingRow[] = [];
+  let linksChecked = 0;
+  const store = await startEmbeddedStore({ buckets: [] });
+  try {
+    const bucket = 'bench-links';
+    const config = {
+      AWS_S3_ENDPOINT: store.endpoint,
+      AWS_ACCESS_KEY_ID: store.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: store.secretAccessKey,
+      AWS_REGION: store.region,
+      AWS_BUCKET: bucket,
+    };
+    const keys = presignBenchKeys(1000);
+    // The first call creates the bucket (HeadBucket, CreateBucket, PutBucketCors): not measured.
+    const first = await makeLinksOnce(handler, config, keys);
+    linksChecked = await checkLinks(store, bucket, keys, first.files);
+    log(`make-links: first call done, ${linksChecked} sampled links fetched their objects`);
+
+    presignRows = await benchPresign({
+      rounds: ROUNDS,
+      budgetMs: QUICK ? 5_000 : 20_000,
+      extra: [{ name: '(h) make-links handler, 1000 keys', batch: makeLinksBatch(handler, config, keys) }],
+    });
+    log(formatPresignTable(presignRows));
+    scaling = await measureMakeLinksScaling(handler, config, { sizes: [10, 100, 1000], keys: presignBenchKeys, rounds: ROUNDS, budgetMs: QUICK ? 4_000 : 12_000 });
+    log(`scaling: ${scaling.map((s) => `${s.keys} keys ${s.usPerLink} µs/link`).join(', ')}`);
+  } catch (err) {
+    errors.makeLinks = String((err as Error)?.stack ?? err);
+    log(`make-links: FAILED ${errors.makeLinks}`);
+  } finally {
+    await store.close();
+  }
+  loads.afterMakeLinks = loadAvg();
+
+  // ---- 2 and 3: the host ----
+  let host: StartedHost | undefined;
+  let bare: BareServer | undefined;
+  const uploads: UploadResult[] = [];
+  let hostLoad: HttpLoadResult | undefined;
+  let bareLoad: HttpLoadResult | undefined;
+  let hostRss: { start: number; end: number } | undefined;
+  let answerBytes = 0;
+  try {
+    host = await startHost({ env: { AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING: '1' } });
+    children.push(host);
+    const h = host;
+    const user = await h.addUser('bench');
+    const pid = h.process.pid!;
+    hostRss = { start: readMem(pid).rss, end: 0 };
+    const s3 = {
+      endpoint: h.s3Endpoint!,
+      bucket: h.bucket!,
+      accessKeyId: EMBEDDED_CREDENTIALS.accessKeyId,
+      secretAccessKey: EMBEDDED_CREDENTIALS.secretAccessKey,
+      region: 'eu-central-1',
+    };
+    const client = new S3Client({
+      region: s3.region,
+      endpoint: s3.endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+    try {
+      // 3 first, on a host that has served little, so its RSS is near its resting size.
+      for (const bytes of [1 * MiB, 8 * MiB]) {
+        try {
+          const u = await measureUpload({ hostUrl: h.url, userKey: user.user_key, s3, hostPid: pid }, { bytes, rounds: QUICK ? 3 : 5, client });
+          uploads.push(u);
+          log(`user-upload ${bytes / MiB} MiB: host ${u.hostMs} ms, direct put ${u.directMs} ms (x${u.ratio}); host RSS +${(u.rssGrowthBytes / MiB).toFixed(1)} MiB (x${u.rssGrowthRatio})`);
+        } catch (err) {
+          errors[`upload${bytes / MiB}MiB`] = String((err as Error)?.stack ?? err);
+          log(`user-upload ${bytes / MiB} MiB: FAILED ${errors[`upload${bytes / MiB}MiB`]}`);
+        }
+      }
+    } finally {
+      client.destroy();
+    }
+    loads.afterUploads = loadAvg();
+
+    // 2: user-upload-link under load, against a bare server answering as many bytes.
+    const linkUrl = `${h.url}/aws-storage/user-upload-link/`;
+    const reqBody = JSON.stringify({ name: 'bench/photo.jpg', contentType: 'image/jpeg' });
+    const reqHeaders = { 'content-type': 'application/json', 'x-user-key': user.user_key };
+    const agent = new http.Agent({ keepAlive: false });
+    const probe = await postJson(linkUrl, Buffer.from(reqBody), { 'x-user-key': user.user_key }, agent);
+    agent.destroy();
+    if (probe.status !== 200 || typeof probe.body?.link !== 'string') throw new Error(`user-upload-link answered ${probe.status}: ${JSON.stringify(probe.body)}`);
+    answerBytes = Buffer.byteLength(JSON.stringify(probe.body));
+    bare = await startBareServer(answerBytes);
+    children.push(bare);
+    const load = { method: 'POST' as const, headers: reqHeaders, body: reqBody, connections: 32 };
+    await measureHttp({ ...load, url: bare.url, durationS: WARM_S });
+    await measureHttp({ ...load, url: linkUrl, durationS: WARM_S });
+    bareLoad = await measureHttp({ ...load, url: bare.url, durationS: LOAD_S });
+    loads.afterBare = loadAvg();
+    hostLoad = await measureHttp({ ...load, url: linkUrl, durationS: LOAD_S });
+    loads.afterHost = loadAvg();
+    hostRss.end = readMem(pid).rss;
+    log(`host user-upload-link: ${hostLoad.reqPerSec} req/s p50 ${hostLoad.p50Ms} ms p99 ${hostLoad.p99Ms} ms (${hostLoad.non2xx} non-2xx, ${hostLoad.errors} errors)`);
+    log(`bare node:http:        ${bareLoad.reqPerSec} req/s p50 ${bareLoad.p50Ms} ms p99 ${bareLoad.p99Ms} ms`);
+  } catch (err) {
+    errors.host = String((err as Error)?.stack ?? err);
+    log(`host: FAILED ${errors.host}`);
+  } finally {
+    await bare?.stop();
+    if (host) {
+      await host.stop();
+      fs.rmSync(host.dataDir, { recursive: true, force: true });
+    }
+  }
+  loads.end = loadAvg();
+
+  // ---- the table ----
+  const rows: Row[] = [];
+  const byName = (p: string) => presignRows.find((r) => r.name.startsWith(p));
+  const hRow = byName('(h)');
+  const aRow = byName('(a)');
+  const bRow = byName('(b)');
+  const cRow = byName('(c)');
+  if (hRow && aRow && bRow) {
+    rows.push(row('make-links 1000 keys (handler)', hRow.linksPerSec, 'links/s', null, '', '>= 20,000 links/s', hRow.linksPerSec >= 20_000));
+    rows.push(row('  vs (a) getSignedUrl loop', hRow.linksPerSec, 'links/s', aRow.linksPerSec, '(a) links/s', '>= 10x', hRow.linksPerSec / aRow.linksPerSec >= 10));
+    rows.push(row('  vs (b) signature-v4 presign loop', hRow.linksPerSec, 'links/s', bRow.linksPerSec, '(b) links/s', '>= 0.67x (within 1.5x)', hRow.linksPerSec / bRow.linksPerSec >= 1 / 1.5));
+    if (cRow) rows.push(row('  (c) createPresigner alone, vs (b)', cRow.linksPerSec, 'links/s', bRow.linksPerSec, '(b) links/s', 'info', null));
+  }
+  if (hostLoad && bareLoad) {
+    rows.push(row('host user-upload-link, 32 conns', hostLoad.reqPerSec, 'req/s', bareLoad.reqPerSec, 'bare node:http req/s', '>= 0.5x', hostLoad.reqPerSec / bareLoad.reqPerSec >= 0.5));
+    rows.push(row('  p50 latency', hostLoad.p50Ms, 'ms', bareLoad.p50Ms, 'bare p50 ms', 'info', null));
+    rows.push(row('  p99 latency', hostLoad.p99Ms, 'ms', bareLoad.p99Ms, 'bare p99 ms', '< 25 ms', hostLoad.p99Ms < 25 && hostLoad.non2xx === 0 && hostLoad.errors === 0));
+  }
+  for (const u of uploads) {
+    const mib = u.bytes / MiB;
+    rows.push(row(`user-upload ${mib} MiB via host`, u.hostMs, 'ms', u.directMs, 'direct PutObject ms', '<= 1.3x', u.ratio <= 1.3));
+    rows.push(row(`  host peak RSS growth, ${mib} MiB`, round(u.rssGrowthBytes / MiB, 1), 'MiB', mib, 'file MiB', '< 4x', u.rssGrowthBytes < 4 * u.bytes));
+  }
+  if (scaling.length) {
+    const base = scaling.find((s) => s.keys === 1000) ?? scaling[scaling.length - 1];
+    for (const s of scaling) {
+      rows.push(row(`make-links µs/link, ${s.keys} keys`, s.usPerLink, 'µs', base.usPerLink, 'µs/link at 1000', '<= 1.5x (flat)', s.usPerLink <= 1.5 * base.usPerLink));
+    }
+  }
+  log('');
+  log(`aws-storage bench (${handlerSource}; load: start ${loads.start} / end ${loads.end}; ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+  log(formatTable(rows));
+  const failed = rows.filter((r) => r.pass === false).length;
+  log(`${rows.filter((r) => r.pass === true).length} pass, ${failed} fail${Object.keys(errors).length ? `, errors in: ${Object.keys(errors).join(', ')}` : ''}`);
+
+  const out = {
+    when: new Date().toISOString(),
+    node: process.version,
+    cores: os.cpus().length,
+    quick: QUICK,
+    loadS: LOAD_S,
+    handler: handlerSource,
+    loads,
+    durationS: round((Date.now() - t0) / 1000, 1),
+    rows,
+    makeLinks: { presign: presignRows, linksChecked, scaling },
+    host: { userUploadLink: hostLoad, bare: bareLoad, answerBytes, rss: hostRss },
+    uploads: uploads.map(({ answer: _a, ...u }) => u),
+    errors,
+  };
+  const dir = path.join(PROJECT_ROOT, 'bench-results');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'bench.json'), JSON.stringify(out, null, 2) + '\n');
+  log(`written ${path.relative(process.cwd(), path.join(dir, 'bench.json')) || 'bench-results/bench.json'}`);
+  clearTimeout(watchdog);
+  if (Object.keys(errors).length) process.exitCode = 1;
+}
+
+/** Puts objects at a few of the keys and fetches their links from the handler's answer: each must return its bytes. */
+async function checkLinks(
+  store: { endpoint: string; accessKeyId: string; secretAccessKey: string; region: string },
+  bucket: string,
+  keys: string[],
+  files: Record<string, string>,
+): Promise<number> {
+  const client = new S3Client({
+    region: store.region,
+    endpoint: store.endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: store.accessKeyId, secretAccessKey: store.secretAccessKey },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  try {
+    const sample = [0, 1, 96, 500, 998, 999].map((i) => keys[i]);
+    for (const key of sample) {
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: `bench ${key}` }));
+      const res = await fetch(files[key], { signal: AbortSignal.timeout(10_000) });
+      const text = await res.text();
+      if (res.status !== 200 || text !== `bench ${key}`) throw new Error(`link for ${key}: ${res.status} ${text.slice(0, 200)}`);
+    }
+    return sample.length;
+  } finally {
+    client.destroy();
+  }
+}
+
+function row(figure: string, value: number, unit: string, baseline: number | null, baselineName: string, target: string, pass: boolean | null): Row {
+  return {
+    figure,
+    value,
+    unit,
+    baseline,
+    baselineName,
+    ratio: baseline ? round(value / baseline, 2) : null,
+    target,
+    pass,
+  };
+}
+
+function fmt(n: number | null): string {
+  if (n === null || !Number.isFinite(n)) return '-';
+  if (Math.abs(n) >= 1000) return Math.round(n).toLocaleString('en-US');
+  return String(round(n, n >= 100 ? 0 : n >= 10 ? 1 : 2));
+}
+
+function formatTable(rows: Row[]): string {
+  const head = ['figure', 'value', 'baseline', 'ratio', 'target', 'result'];
+  const body = rows.map((r) => [
+    r.figure,
+    `${fmt(r.value)} ${r.unit}`,
+    r.baseline === null ? '-' : `${fmt(r.baseline)} ${r.baselineName}`,
+    r.ratio === null ? '-' : `${r.ratio.toFixed(2)}x`,
+    r.target,
+    r.pass === null ? 'info' : r.pass ? 'PASS' : 'FAIL',
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 1 || i === 3 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
