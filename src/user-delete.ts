@@ -12,19 +12,19 @@ export default endpoint({
   args: z.object({ name: arg.name.optional(), names: z.array(z.unknown()).min(1).max(MAX_NAMES).optional() }),
   run: async ({ args, store, user }) => {
     if ((args.name === undefined) === (args.names === undefined)) throw invalidArgument('give either name or names');
-    const names = args.names ?? [args.name];
+    // Every name is checked before anything is deleted: a bad name fails the call and changes nothing.
+    const targets = (args.names ?? [args.name]).map((given, i) => userKey(user.id, given, args.names ? `names.${i}` : 'name'));
     const deleted: string[] = [];
-    const errors: Array<{ name: unknown; message: string }> = [];
-    await mapLimit(names, 16, async (given) => {
+    const errors: Array<{ name: string; message: string }> = [];
+    await mapLimit(targets, 16, async (target) => {
       try {
-        const target = userKey(user.id, given);
         await headObject(store, target.key, target.name); // S3 deletes silently; a missing file is reported
         await deleteObject(store, target.key);
         deleted.push(target.name);
       } catch (err) {
         const error = toStorageError(err);
-        if (error.code === 'storage_unavailable') throw error;
-        errors.push({ name: given, message: error.message });
+        if (error.code !== 'not_found') throw error;
+        errors.push({ name: target.name, message: error.message });
       }
     });
     return { body: { deleted, errors } };

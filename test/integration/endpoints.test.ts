@@ -201,17 +201,26 @@ describe('user-list and user-delete', () => {
     expect(forged.status).toBe(400);
   });
 
-  test('deletes own files; missing and invalid names are reported; another user\'s file is untouched', async () => {
+  test('deletes own files; missing ones are reported; a bad name fails the call and deletes nothing', async () => {
     await call(userUpload, alice, { name: 'del/a.txt', file: b64('a') });
     await call(userUpload, bob, { name: 'del/a.txt', file: b64('b') });
-    const res = await call(userDelete, bob, { names: ['del/a.txt', 'del/missing.txt', '../101/del/a.txt'] });
+    await call(userUpload, bob, { name: 'del/b.txt', file: b64('b') });
+    const hostile = await call(userDelete, bob, { names: ['del/b.txt', '../101/del/a.txt'] });
+    expect(hostile).toMatchObject({ status: 400, body: { code: 'invalid_argument' } });
+    expect(hostile.body.message).toContain('names.1');
+    expect(await store.keys()).toEqual(expect.arrayContaining(['101/del/a.txt', '202/del/a.txt', '202/del/b.txt']));
+
+    const res = await call(userDelete, bob, { names: ['del/a.txt', 'del/missing.txt'] });
     expect(res.status).toBe(200);
-    expect(res.body.deleted).toEqual(['del/a.txt']);
-    expect(res.body.errors.map((e: { name: string }) => e.name).sort()).toEqual(['../101/del/a.txt', 'del/missing.txt']);
+    expect(res.body).toEqual({ deleted: ['del/a.txt'], errors: [{ name: 'del/missing.txt', message: 'file not found: del/missing.txt' }] });
+    const single = await call(userDelete, bob, { name: 'del/b.txt' });
+    expect(single.body).toEqual({ deleted: ['del/b.txt'], errors: [] });
     const keys = await store.keys();
     expect(keys).toContain('101/del/a.txt');
     expect(keys).not.toContain('202/del/a.txt');
+    expect(keys).not.toContain('202/del/b.txt');
     expect((await call(userDelete, bob, {})).status).toBe(400);
+    expect((await call(userDelete, bob, { name: 'x', names: ['y'] })).status).toBe(400);
   });
 });
 
