@@ -347,6 +347,8 @@ export interface UploadResult {
   rssGrowthRatio: number;
   /** VmHWM after the series minus VmRSS before, when the kernel let us reset the peak; else null */
   hwmGrowthBytes: number | null;
+  /** peak RSS growth of the same (store-holding) process during the direct puts alone, bytes: the store's share */
+  directRssGrowthBytes: number;
   rounds: number;
   /** the last host answer (key, size, etag, link) */
   answer: { key: string; size: number; etag: string; link: string };
@@ -397,6 +399,7 @@ export async function measureUpload(
     const hostSamples: number[] = [];
     const directSamples: number[] = [];
     let peak = before;
+    let directPeak = 0;
     let answer: UploadResult['answer'] | undefined;
     const start = Date.now();
     for (let r = 0; r < rounds; r++) {
@@ -405,9 +408,11 @@ export async function measureUpload(
       hostSamples.push(nowMs() - t0);
       answer = h.result;
       peak = Math.max(peak, h.peakRss);
+      const beforeDirect = readMem(target.hostPid).rss;
       const t1 = nowMs();
-      await direct(r);
+      const d = await withRssPeak(target.hostPid, () => direct(r));
       directSamples.push(nowMs() - t1);
+      directPeak = Math.max(directPeak, d.peakRss - beforeDirect);
       if (Date.now() - start > budgetMs && r >= 2) break;
     }
     const after = readMem(target.hostPid);
@@ -422,6 +427,7 @@ export async function measureUpload(
       rssGrowthBytes: growth,
       rssGrowthRatio: round(growth / opts.bytes, 2),
       hwmGrowthBytes: reset ? Math.max(0, after.hwm - before) : null,
+      directRssGrowthBytes: Math.max(0, directPeak),
       rounds: hostSamples.length,
       answer: answer!,
       hostSamplesMs: hostSamples.map((x) => round(x, 2)),

@@ -220,6 +220,7 @@ async function main(): Promise<void> {
     const mib = u.bytes / MiB;
     rows.push(row(`user-upload ${mib} MiB via host`, u.hostMs, 'ms', u.directMs, 'direct PutObject ms', '<= 1.3x', u.ratio <= 1.3));
     rows.push(row(`  host peak RSS growth, ${mib} MiB`, round(u.rssGrowthBytes / MiB, 1), 'MiB', mib, 'file MiB', '< 4x', u.rssGrowthBytes < 4 * u.bytes));
+    rows.push(row(`  same process, direct put alone`, round(u.directRssGrowthBytes / MiB, 1), 'MiB', mib, 'file MiB', 'info (the store)', null));
   }
   if (scaling.length) {
     const base = scaling.find((s) => s.keys === 1000) ?? scaling[scaling.length - 1];
