@@ -52,6 +52,8 @@ export function toStorageError(err: unknown): StorageError {
   if (err instanceof StorageError) return err;
   if (err instanceof ZodError) return invalidArgument(describeZodError(err));
   const e = err as { name?: string; $metadata?: unknown; code?: string };
+  // A store may hold keys to tighter limits than S3's 1024 bytes (the embedded one keeps files).
+  if (e?.name === 'KeyTooLongError') return invalidArgument('the store refused this name as too long');
   if (e && typeof e === 'object' && ('$metadata' in e || isNetworkError(e))) {
     const reason = typeof e.name === 'string' && /^[A-Za-z]{1,64}$/.test(e.name) ? ` (${e.name})` : '';
     return new StorageError('storage_unavailable', `storage is unavailable or failing${reason}`);

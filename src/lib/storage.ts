@@ -63,7 +63,9 @@ async function send<T>(store: Store, call: (client: S3Client, options: { abortSi
   try {
     return await call(store.client, { abortSignal: AbortSignal.timeout(store.config.timeoutMs) });
   } catch (err) {
-    throw err instanceof StorageError || isMissingObject(err) ? err : toStorageError(err);
+    // Not-found and 400 answers go up as they are: callers tell a missing or refused key from a failing store.
+    const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    throw err instanceof StorageError || isMissingObject(err) || status === 400 ? err : toStorageError(err);
   }
 }
 
@@ -201,6 +203,10 @@ export async function headObject(store: Store, key: string, name = key): Promise
     };
   } catch (err) {
     if (isMissingObject(err)) throw new StorageError('not_found', `file not found: ${name}`);
+    // HEAD answers carry no error body: a 400 on an object of a bucket that answered is the key refused.
+    if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 400) {
+      throw new StorageError('invalid_argument', 'the store refused this name');
+    }
     throw err;
   }
 }

@@ -12,7 +12,7 @@ import userRead from '../../src/user-read';
 import userUpload from '../../src/user-upload';
 import userUploadLink from '../../src/user-upload-link';
 import { invoke, type Caller } from '../support/ctx';
-import { useStore, type TestStore } from '../support/store';
+import { external, useStore, type TestStore } from '../support/store';
 
 let store: TestStore;
 const alice = { user: { id: 101, username: 'alice' } };
@@ -322,6 +322,23 @@ describe('configuration and a store that is down', () => {
       expect(JSON.stringify(res.body)).not.toContain(secret);
       expect(JSON.stringify(res.body)).not.toContain('S3RVER');
       expect(Date.now() - started).toBeLessThan(5000);
+    }
+  });
+});
+
+describe('names the store itself refuses', () => {
+  const long = 'x'.repeat(300); // a valid S3 key; one path segment longer than a file name on disk
+  const onDisk = !external;
+
+  test('a segment too long for the embedded store is 400, never 503; on S3-compatible stores it works', async () => {
+    const up = await call(userUpload, alice, { name: `long/${long}`, file: b64('long') });
+    const read = await call(userRead, alice, { name: `long/${long}` });
+    if (onDisk) {
+      expect(up).toMatchObject({ status: 400, body: { code: 'invalid_argument' } });
+      expect(read).toMatchObject({ status: 400, body: { code: 'invalid_argument' } });
+    } else {
+      expect(up.status).toBe(200);
+      expect(read.status).toBe(200);
     }
   });
 });
