@@ -32,9 +32,10 @@ export function loadAdminKey(dataDir: string, fromEnv?: string): AdminKeySource 
   return { key, source: file, generated: true };
 }
 
-const digest = (s: string) => crypto.createHash('sha256').update(s, 'utf8').digest();
+/** SHA-256 of a key: how keys are compared (and how the user store keeps them). */
+export const keyDigest = (s: string): Buffer => crypto.createHash('sha256').update(s, 'utf8').digest();
 
-/** Constant-time comparison (both sides hashed first so lengths never leak). */
-export function keysEqual(a: string, b: string): boolean {
-  return crypto.timingSafeEqual(digest(a), digest(b));
+/** Constant-time comparison of two digests (hashing first means lengths never leak). */
+export function digestsEqual(a: Buffer, b: Buffer): boolean {
+  return crypto.timingSafeEqual(a, b);
 }

@@ -54,13 +54,17 @@ function fromSearchParams(sp: URLSearchParams): Args {
   return { ...out };
 }
 
+function looksLikeJsonObject(text: string): boolean {
+  const trimmed = text.trim();
+  return trimmed.startsWith('{') && trimmed.endsWith('}');
+}
+
 export function parseBody(body: Buffer, contentType: string | undefined): Args {
   if (body.length === 0) return {};
   const type = (contentType || '').split(';')[0].trim().toLowerCase();
   const text = body.toString('utf8');
   // `curl -d '{...}'` sends JSON labelled as a form: a body that is plainly a JSON object is read as JSON.
-  const looksJson = /^\s*\{[\s\S]*\}\s*$/.test(text);
-  if (type === 'application/x-www-form-urlencoded' && !looksJson) return fromSearchParams(new URLSearchParams(text));
+  if (type === 'application/x-www-form-urlencoded' && !looksLikeJsonObject(text)) return fromSearchParams(new URLSearchParams(text));
   if (text.trim() === '') return {};
   let value: unknown;
   try {

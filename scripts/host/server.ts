@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
-import { keysEqual } from './admin-key';
+import { digestsEqual, keyDigest } from './admin-key';
 import { errorAnswer, HandlerAnswer, invokeHandler, jsonAnswer } from './invoke';
 import { collectCall, CallInput, HttpError, parseBody, readBody, requestMeta } from './request';
 import type { LoadedSocket } from './socket';
@@ -68,8 +68,29 @@ function logPath(p: string): string {
   return s.length > 300 ? s.slice(0, 300) + '…' : s;
 }
 
+/** Access-log lines written in one batch per turn of the event loop: a pipe write is synchronous. */
+function batchedStdout(): { log: (line: string) => void; flush: () => void } {
+  let pending: string[] = [];
+  const flush = () => {
+    if (pending.length === 0) return;
+    const text = pending.join('\n') + '\n';
+    pending = [];
+    process.stdout.write(text);
+  };
+  return {
+    log(line) {
+      if (pending.push(line) === 1) setImmediate(flush);
+    },
+    flush,
+  };
+}
+
 export function createHostServer(deps: ServerDeps): HostServer {
-  const log = deps.log ?? ((l: string) => process.stdout.write(l + '\n'));
+  const stdout = batchedStdout();
+  const log = deps.log ?? stdout.log;
+  const adminDigest = keyDigest(deps.adminKey);
+  // Every call gets this one object; frozen so that no handler can change another call's config.
+  const config = Object.freeze({ ...deps.config });
   const socketName = deps.socket.definition.name;
   let inFlight = 0;
   let closing = false;
@@ -125,15 +146,16 @@ export function createHostServer(deps: ServerDeps): HostServer {
     if (userKeys.length > 1) throw new HttpError(401, 'unauthorized', 'user keys given in several places disagree');
     let admin = false;
     if (adminKeys.length === 1) {
-      if (!keysEqual(adminKeys[0], deps.adminKey)) throw new HttpError(401, 'unauthorized', 'unknown admin key');
+      if (!digestsEqual(keyDigest(adminKeys[0]), adminDigest)) throw new HttpError(401, 'unauthorized', 'unknown admin key');
       admin = true;
     }
     let user: (User & { user_key: string }) | undefined;
     if (userKeys.length === 1) {
-      if (keysEqual(userKeys[0], deps.adminKey)) {
+      const digest = keyDigest(userKeys[0]);
+      if (digestsEqual(digest, adminDigest)) {
         throw new HttpError(401, 'unauthorized', 'the admin key is not a user key; send it as X-API-KEY');
       }
-      const found = deps.users.findByKey(userKeys[0]);
+      const found = deps.users.findByDigest(digest);
       if (!found) throw new HttpError(401, 'unauthorized', 'unknown user key');
       user = { ...found, user_key: userKeys[0] };
     }
@@ -166,7 +188,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
     };
     if (!meta.user) delete meta.user;
     if (!meta.admin) delete meta.admin;
-    const ctx = { args: call.args, meta, config: { ...deps.config } };
+    const ctx = { args: call.args, meta, config };
     return invokeHandler(ep.handler, ctx, {
       timeoutMs: deps.handlerTimeoutMs,
       graceMs: deps.handlerGraceMs,
@@ -330,6 +352,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
       clearTimeout(timer);
       server.closeAllConnections();
       await Promise.race([closed, new Promise<void>((r) => setTimeout(r, 1_000).unref())]);
+      stdout.flush();
     },
   };
 }

@@ -19,7 +19,7 @@ export class UsernameTakenError extends Error {
 }
 export class InvalidUsernameError extends Error {}
 
-const hashKey = (key: string) => crypto.createHash('sha256').update(key, 'utf8').digest();
+import { keyDigest as hashKey } from './admin-key';
 
 export function validUsername(username: unknown): username is string {
   return (
@@ -71,7 +71,11 @@ export class UserStore {
    * nothing usable about the key); the stored hash is then compared in constant time.
    */
   findByKey(key: string): User | undefined {
-    const h = hashKey(key);
+    return this.findByDigest(hashKey(key));
+  }
+
+  /** As findByKey, for a caller that already holds the key's SHA-256. */
+  findByDigest(h: Buffer): User | undefined {
     const row = this.byHash.get(h);
     if (!row || !crypto.timingSafeEqual(Buffer.from(row.key_hash), h)) return undefined;
     return { id: row.id, username: row.username };

@@ -26,17 +26,23 @@ export interface Store {
 }
 
 // One client and signer per configuration, reused across calls (a handler process serves many).
+// A host that hands every call the same config object is served by identity, without serialising it.
 const stores = new Map<string, Store>();
+const byObject = new WeakMap<object, { instance: unknown; store: Store }>();
 const MAX_STORES = 16;
 
 export function storeFor(rawConfig: unknown, instance: unknown): Store {
+  const seen = rawConfig && typeof rawConfig === 'object' ? byObject.get(rawConfig) : undefined;
+  if (seen && seen.instance === instance) return seen.store;
   const cacheKey = JSON.stringify([rawConfig ?? {}, instance ?? null]);
-  const cached = stores.get(cacheKey);
-  if (cached) return cached;
-  const config = parseConfig(rawConfig, instance);
-  const store: Store = { config, client: new S3Client(clientConfig(config)), presign: createPresigner({ ...config }) };
-  if (stores.size >= MAX_STORES) stores.delete(stores.keys().next().value as string);
-  stores.set(cacheKey, store);
+  let store = stores.get(cacheKey);
+  if (!store) {
+    const config = parseConfig(rawConfig, instance);
+    store = { config, client: new S3Client(clientConfig(config)), presign: createPresigner({ ...config }) };
+    if (stores.size >= MAX_STORES) stores.delete(stores.keys().next().value as string);
+    stores.set(cacheKey, store);
+  }
+  if (rawConfig && typeof rawConfig === 'object' && Object.isFrozen(rawConfig)) byObject.set(rawConfig, { instance, store });
   return store;
 }
 
