@@ -12,6 +12,8 @@ export interface NewUser extends User {
   user_key: string;
 }
 
+const MAX_KNOWN_USERS = 10_000;
+
 export class UsernameTakenError extends Error {
   constructor(username: string) {
     super(`username "${username}" is taken`);
@@ -36,6 +38,7 @@ export class UserStore {
   private db: Database.Database;
   private byHash: Database.Statement<[Buffer], { id: number; username: string; key_hash: Buffer }>;
   private insert: Database.Statement<[string, Buffer]>;
+  private known = new Map<string, User>();
 
   constructor(dataDir: string) {
     fs.mkdirSync(dataDir, { recursive: true });
@@ -74,11 +77,21 @@ export class UserStore {
     return this.findByDigest(hashKey(key));
   }
 
-  /** As findByKey, for a caller that already holds the key's SHA-256. */
+  /**
+   * As findByKey, for a caller that already holds the key's SHA-256. Found users are remembered (a
+   * bounded map): users are never removed or re-keyed, and a miss always asks the database, so a user
+   * another host created is found at once.
+   */
   findByDigest(h: Buffer): User | undefined {
+    const cacheKey = h.toString('base64');
+    const cached = this.known.get(cacheKey);
+    if (cached) return cached;
     const row = this.byHash.get(h);
     if (!row || !crypto.timingSafeEqual(Buffer.from(row.key_hash), h)) return undefined;
-    return { id: row.id, username: row.username };
+    const user = { id: row.id, username: row.username };
+    if (this.known.size >= MAX_KNOWN_USERS) this.known.delete(this.known.keys().next().value as string);
+    this.known.set(cacheKey, user);
+    return user;
   }
 
   list(): User[] {
