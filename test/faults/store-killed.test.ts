@@ -53,8 +53,11 @@ test('SIGKILL of the store mid-run: every object is whole or absent, every call 
     }
   };
   // presigned PUTs streamed slowly straight to the store: the kill lands in the middle of their bodies
+  let putsStreaming!: () => void;
+  const streaming = new Promise<void>((r) => (putsStreaming = r));
   const slowPuts = async () => {
     const puts = [];
+    const started: Promise<void>[] = [];
     for (let i = 0; i < 6; i++) {
       const bytes = crypto.randomBytes(2 * 1024 * 1024);
       const name = `link/slow-${i}.bin`;
@@ -62,14 +65,21 @@ test('SIGKILL of the store mid-run: every object is whole or absent, every call 
       expect(link.status).toBe(200);
       intended.set(link.body.key, md5(bytes));
       const p = slowPost(link.body.link, link.body.headers, bytes, { first: 256 * 1024, chunk: 64 * 1024, delayMs: 15, method: 'PUT' });
-      p.release();
+      releases.push(p.release);
+      started.push(p.sentFirst);
       puts.push(p.done.then((r) => outcomes.push({ key: link.body.key, kind: 'link PUT', ok: r.status === 200, status: r.status })));
     }
+    await Promise.all(started);
+    for (const p of releases) p();
+    putsStreaming();
     await Promise.all(puts);
   };
+  const releases: Array<() => void> = [];
 
   const running = Promise.all([base64Run(0), base64Run(1), base64Run(2), slowPuts()]);
-  await new Promise((r) => setTimeout(r, 700));
+  // kill once every slow PUT is streaming its body (about 1/3 of its 2 MB sent): the kill lands mid-body
+  await streaming;
+  await new Promise((r) => setTimeout(r, 150));
   await store.kill('SIGKILL');
   killed = true;
   await running;

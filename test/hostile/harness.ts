@@ -123,7 +123,7 @@ export async function startHarness(opts: { users?: string[]; env?: Record<string
       if (parts.length) url += `?${parts.join('&')}`;
       method = o.method ?? 'GET';
     }
-    const res = await fetch(url, { method, headers, body: method === 'GET' ? undefined : body });
+    const res = await fetch(url, { method, headers, body: method === 'GET' ? undefined : (body as BodyInit | undefined) });
     const text = await res.text();
     capture(res.status, res.headers, text);
     let parsed: any = text;

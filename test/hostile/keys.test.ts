@@ -35,7 +35,7 @@ afterAll(async () => {
   await h?.close();
 });
 
-type Case = { label: string; headers?: Record<string, string>; query?: Record<string, string>; body?: Record<string, unknown> };
+type Case = { label?: string; headers?: Record<string, string>; query?: Record<string, string>; body?: Record<string, unknown> };
 
 function cases(): { user: Array<Case & { status: number }>; admin: Array<Case & { status: number }> } {
   const unknown = 'f'.repeat(40);
@@ -132,7 +132,7 @@ test('admin endpoints: no admin key is 403 forbidden, an unknown or disagreeing 
 });
 
 test('the same key in every accepted place works (positive control), and keys agreeing in two places too', async () => {
-  const ok = [
+  const ok: Case[] = [
     { headers: { 'x-user-key': alice.user_key } },
     { query: { user_key: alice.user_key } },
     { query: { _user_key: alice.user_key } },
@@ -143,12 +143,12 @@ test('the same key in every accepted place works (positive control), and keys ag
     const r = await run('user-list', c);
     expect([r.status, r.body.files?.map((f: { name: string }) => f.name)]).toEqual([200, ['mine.txt']]);
   }
-  for (const c of [{ headers: { 'x-api-key': h.adminKey } }, { query: { api_key: h.adminKey } }, { body: { _api_key: h.adminKey } }]) {
+  for (const c of [{ headers: { 'x-api-key': h.adminKey } }, { query: { api_key: h.adminKey } }, { body: { _api_key: h.adminKey } }] as Case[]) {
     const r = await run('make-links', c);
     expect(r.status).toBe(200);
   }
   // bob's key lists bob's (empty) prefix, never alice's
-  const r = await run('user-list', { headers: { 'x-user-key': bob.user_key } });
+  const r = await run('user-list', { label: 'bob', headers: { 'x-user-key': bob.user_key } });
   expect([r.status, r.body.files]).toEqual([200, []]);
 });
 

@@ -109,7 +109,7 @@ test('POST policies: tampered policy, key, content type or size are refused', as
   const post = (override: Record<string, string>, file: Buffer | string = 'hello', type = 'text/plain') => {
     const form = new FormData();
     for (const [k, v] of Object.entries({ ...fields, ...override })) form.append(k, v);
-    form.append('file', new Blob([file], { type }), 'f.txt');
+    form.append('file', new Blob([typeof file === 'string' ? file : new Uint8Array(file)], { type }), 'f.txt');
     return h.fetchLink(up.body.link, { method: 'POST', body: form });
   };
   const refusedStatus = (s: number) => s >= 400 && s < 500;

@@ -63,8 +63,25 @@ interface Reply {
   body: Buffer;
 }
 
-/** One HTTP request over the shared agent, bounded by a timeout. */
-function send(agent: http.Agent, url: string, init: { method: string; headers?: Record<string, string>; body?: Buffer | string }): Promise<Reply> {
+/** Requests retried because a kept-alive socket was closed by the server as it was reused (Node's documented race). */
+export const retried = { count: 0 };
+
+/**
+ * One HTTP request over the shared agent, bounded by a timeout. A request that fails on a reused
+ * keep-alive socket before any answer (ECONNRESET / socket hang up) is sent once more on a new one.
+ */
+async function send(agent: http.Agent, url: string, init: { method: string; headers?: Record<string, string>; body?: Buffer | string }): Promise<Reply> {
+  try {
+    return await sendOnce(agent, url, init);
+  } catch (err) {
+    const e = err as Error & { reusedSocket?: boolean; code?: string };
+    if (!e.reusedSocket || !(e.code === 'ECONNRESET' || /socket hang up/.test(e.message))) throw err;
+    retried.count++;
+    return sendOnce(agent, url, init);
+  }
+}
+
+function sendOnce(agent: http.Agent, url: string, init: { method: string; headers?: Record<string, string>; body?: Buffer | string }): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const body = init.body === undefined ? undefined : Buffer.from(init.body);
@@ -77,13 +94,13 @@ function send(agent: http.Agent, url: string, init: { method: string; headers?: 
       res.on('error', reject);
     });
     req.setTimeout(60_000, () => req.destroy(new Error('timed out after 60 s')));
-    req.on('error', reject);
+    req.on('error', (err) => reject(Object.assign(err, { reusedSocket: req.reusedSocket, message: `${init.method} ${u.host}: ${err.message}` })));
     req.end(body);
   });
 }
 
 async function drive(host: StartedHost, opts: LoadOptions, agent: http.Agent): Promise<LoadResult> {
-  const users = [];
+  const users: Array<{ id: number; username: string; user_key: string }> = [];
   for (let i = 0; i < opts.users; i++) users.push(await host.addUser(`load${i}`));
   const pid = host.process.pid!;
   let requests = 0;
@@ -228,7 +245,7 @@ async function drive(host: StartedHost, opts: LoadOptions, agent: http.Agent): P
 export function printLoad(label: string, r: LoadResult): void {
   process.stdout.write(
     `${label}: requests ${r.requests}, failures ${r.failures}, objects verified ${r.objectsVerified}/${r.objectsWritten}, ` +
-      `reads ${r.reads} (mismatches ${r.readMismatches}), ${r.elapsedMs} ms (${r.requestsPerSecond} req/s); ` +
+      `reads ${r.reads} (mismatches ${r.readMismatches}), keep-alive retries ${retried.count}, ${r.elapsedMs} ms (${r.requestsPerSecond} req/s); ` +
       `host RSS before ${Math.round(r.rssBeforeKb / 1024)} MB, peak ${Math.round(r.rssPeakKb / 1024)} MB, after ${Math.round(r.rssAfterKb / 1024)} MB\n`,
   );
   if (r.failureSamples.length) process.stdout.write(`${label} failures: ${r.failureSamples.join('\n  ')}\n`);
