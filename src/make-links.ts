@@ -8,6 +8,10 @@ import { downloadDisposition, linkExpiry } from './lib/operations';
 import { ensureBucket, headObject, mapLimit, readLink } from './lib/storage';
 
 const MAX_KEYS = 1000;
+const MAX_ECHO = 1024;
+
+/** An invalid key is answered as given, but a huge one only by its start. */
+const echo = (name: unknown) => (typeof name === 'string' && name.length > MAX_ECHO ? `${name.slice(0, MAX_ECHO)}…` : name);
 const CHECK_CONCURRENCY = 16;
 
 export default endpoint({
@@ -22,7 +26,7 @@ export default endpoint({
       try {
         valid.push(adminKey(fileName, 'fileName').key);
       } catch (err) {
-        errors.push({ name: fileName, message: toStorageError(err).message });
+        errors.push({ name: echo(fileName), message: toStorageError(err).message });
       }
     }
     await ensureBucket(store);

@@ -250,6 +250,8 @@ describe('make-links', () => {
     expect(Object.keys(single.body.files)).toEqual(['checked/yes.txt']);
     const tooMany = await call(makeLinks, admin, { fileNames: Array.from({ length: 1001 }, (_, i) => `k${i}`) });
     expect(tooMany).toMatchObject({ status: 400, body: { code: 'invalid_argument' } });
+    const huge = await call(makeLinks, admin, { fileNames: ['../' + 'x'.repeat(5000)] });
+    expect(huge.body.errors[0].name).toBe('../' + 'x'.repeat(1021) + '…');
     const download = await call(makeLinks, admin, { fileNames: ['checked/yes.txt'], download: true });
     expect((await fetch(download.body.files['checked/yes.txt'])).headers.get('content-disposition')).toContain('filename="yes.txt"');
   });
