@@ -295,13 +295,22 @@ export function createPresigner(target: PresignTarget): Presigner {
     let urlQueryAfterSig: string;
 
     const hasQuery = req.query !== undefined && Object.keys(req.query).length > 0;
-    const hasHeaders = req.headers !== undefined && Object.keys(req.headers).length > 0;
+    const headerNames = req.headers === undefined ? [] : Object.keys(req.headers);
+    // An upload link signs one header, Content-Type; it keeps the constant layout too.
+    const contentTypeOnly =
+      headerNames.length === 1 && headerNames[0].toLowerCase() === 'content-type' && typeof req.headers![headerNames[0]] === 'string';
 
-    if (!hasQuery && !hasHeaders) {
+    if (!hasQuery && (headerNames.length === 0 || contentTypeOnly)) {
       // X-Amz-Algorithm, X-Amz-Content-Sha256, X-Amz-Credential, X-Amz-Date, X-Amz-Expires,
       // [X-Amz-Security-Token], [X-Amz-Signature], X-Amz-SignedHeaders, [x-id]
       const common = `${head}${shortDate}${credentialSuffix}&X-Amz-Date=${longDate}&X-Amz-Expires=${expiresIn}${tokenPart}`;
-      const tail = xId ? `X-Amz-SignedHeaders=host&x-id=${xId}` : 'X-Amz-SignedHeaders=host';
+      let signed = 'host';
+      if (contentTypeOnly) {
+        signed = 'content-type%3Bhost';
+        signedHeaders = 'content-type;host';
+        canonicalHeaders = `content-type:${canonicalHeaderValue(req.headers![headerNames[0]])}\n${canonicalHostLine}`;
+      }
+      const tail = xId ? `X-Amz-SignedHeaders=${signed}&x-id=${xId}` : `X-Amz-SignedHeaders=${signed}`;
       canonicalQuery = `${common}&${tail}`;
       urlQueryBeforeSig = `${common}&`;
       urlQueryAfterSig = `&${tail}`;
@@ -316,7 +325,7 @@ export function createPresigner(target: PresignTarget): Presigner {
           pairs.push(qp(name, value));
         }
       }
-      if (hasHeaders) {
+      if (headerNames.length > 0) {
         const seen = new Set<string>();
         for (const rawName of Object.keys(req.headers as Record<string, string>)) {
           const value = (req.headers as Record<string, string>)[rawName];
