@@ -143,7 +143,18 @@ export function requestMeta(req: IncomingMessage, pathname: string, method: stri
   };
   for (const [name, value] of Object.entries(req.headers)) {
     if (HIDDEN_HEADERS.has(name) || value === undefined) continue;
-    out['HTTP_' + name.toUpperCase().replace(/-/g, '_')] = Array.isArray(value) ? value.join(', ') : value;
+    out[metaHeaderName(name)] = Array.isArray(value) ? value.join(', ') : value;
   }
   return out;
+}
+
+// "user-agent" → "HTTP_USER_AGENT", remembered: clients send the same few header names every time.
+const metaNames = new Map<string, string>();
+function metaHeaderName(name: string): string {
+  let meta = metaNames.get(name);
+  if (meta === undefined) {
+    meta = 'HTTP_' + name.toUpperCase().replace(/-/g, '_');
+    if (metaNames.size < 1000) metaNames.set(name, meta);
+  }
+  return meta;
 }
