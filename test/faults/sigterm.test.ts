@@ -42,7 +42,7 @@ test('SIGTERM during uploads: the uploads in flight finish, the host exits 0', a
   const late = await fetch(`${host.url}/healthz`).then((r) => r.status, () => 0);
   uploads.forEach((u) => u.release());
   const answers = await Promise.all(uploads.map((u) => u.done));
-  const code = await Promise.race([exit, new Promise<string>((r) => setTimeout(() => r('still running after 25 s'), 25_000))]);
+  const code = await Promise.race([exit, new Promise<string>((r) => setTimeout(() => r('still running after 25 s'), 25_000).unref())]);
 
   console.log(`SIGTERM: ${answers.filter((a) => a.status === 200).length}/${answers.length} uploads in flight finished 200; a new request got ${late || 'connection refused'}; exit code ${code}`);
   expect(answers.map((a) => a.status)).toEqual(files.map(() => 200));
