@@ -63,8 +63,9 @@ export function decodeFile(file: string, maxFileSize: number): { bytes: Buffer; 
   }
   const size = Math.floor((payload.length * 3) / 4) - padding;
   if (size > maxFileSize) throw new StorageError('payload_too_large', `file is over the limit of ${maxFileSize} bytes`);
-  // Node's decoder skips characters outside the alphabet (it takes the URL-safe one too), so any such
-  // character makes the result shorter than the length the text promises: one pass checks and decodes.
+  // Node's decoder takes the URL-safe alphabet too (refused here: a string search, no regex pass) and
+  // skips other characters, so any of those makes the result shorter than the text promises.
+  if (payload.includes('-') || payload.includes('_')) throw invalidArgument('file: not valid base64');
   const bytes = Buffer.from(payload, 'base64');
   if (bytes.length !== size) throw invalidArgument('file: not valid base64');
   return { bytes, dataUrlType };

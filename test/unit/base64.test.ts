@@ -19,7 +19,7 @@ describe('decodeFile', () => {
     expect(decodeFile('', 100).bytes.length).toBe(0);
   });
 
-  test.each(['a', 'abcde', '*abc', 'ab=c', 'a===', 'aGVsbG8=aGk=', 'data:text/plain,hi', 'data:;base64,@@@@', ' aGk='])('%j is invalid_argument', (file) => {
+  test.each(['ab-_', 'YW_j', 'a', 'abcde', '*abc', 'ab=c', 'a===', 'aGVsbG8=aGk=', 'data:text/plain,hi', 'data:;base64,@@@@', ' aGk='])('%j is invalid_argument', (file) => {
     expect(code(() => decodeFile(file, 100))).toBe('invalid_argument');
   });
 
