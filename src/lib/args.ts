@@ -37,6 +37,6 @@ export const contentType = z
 
 /** 1..max names, or one name as a string. */
 export const nameList = (max: number) =>
-  z.union([name.transform((n) => [n]), z.array(z.unknown()).min(1).max(max)], {
+  z.union([z.array(z.unknown()).min(1).max(max), name.transform((n) => [n])], {
     error: `must be a name or an array of 1 to ${max} names`,
   });
