@@ -8,7 +8,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { storeClient } from '../s3/client';
 
 // autocannon ships no types: the little we use.
 interface AutocannonResult {
@@ -373,14 +374,7 @@ export async function measureUpload(
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const client =
     opts.client ??
-    new S3Client({
-      region: target.s3.region,
-      endpoint: target.s3.endpoint,
-      forcePathStyle: true,
-      credentials: { accessKeyId: target.s3.accessKeyId, secretAccessKey: target.s3.secretAccessKey },
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    });
+    storeClient(target.s3);
   const viaHost = async () => {
     const r = await postJson(url, body, { 'x-user-key': target.userKey }, agent);
     if (r.status !== 200 || r.body?.size !== opts.bytes) throw new Error(`user-upload answered ${r.status}: ${JSON.stringify(r.body).slice(0, 300)}`);

@@ -18,7 +18,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { storeClient } from '../s3/client';
 import { startEmbeddedStore, EMBEDDED_CREDENTIALS } from '../s3/embedded-store';
 import { startHost, type StartedHost } from '../../test/support/host';
 import { benchPresign, formatPresignTable, presignBenchKeys, type PresignBenchRow } from './presign.bench';
@@ -140,14 +141,7 @@ async function main(): Promise<void> {
       secretAccessKey: EMBEDDED_CREDENTIALS.secretAccessKey,
       region: 'eu-central-1',
     };
-    const client = new S3Client({
-      region: s3.region,
-      endpoint: s3.endpoint,
-      forcePathStyle: true,
-      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    });
+    const client = storeClient(s3);
     try {
       // 3 first, on a host that has served little, so its RSS is near its resting size.
       for (const bytes of [1 * MiB, 8 * MiB]) {
@@ -264,14 +258,7 @@ async function checkLinks(
   keys: string[],
   files: Record<string, string>,
 ): Promise<number> {
-  const client = new S3Client({
-    region: store.region,
-    endpoint: store.endpoint,
-    forcePathStyle: true,
-    credentials: { accessKeyId: store.accessKeyId, secretAccessKey: store.secretAccessKey },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  const client = storeClient(store);
   try {
     const sample = [0, 1, 96, 500, 998, 999].map((i) => keys[i]);
     for (const key of sample) {

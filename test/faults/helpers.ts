@@ -3,7 +3,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
-import { S3Client } from '@aws-sdk/client-s3';
+import { storeClient } from '../../scripts/s3/client';
 import { PROJECT_ROOT } from '../support/host';
 
 export const md5 = (b: Buffer | string) => crypto.createHash('md5').update(b).digest('hex');
@@ -62,15 +62,7 @@ export async function spawnStore(o: { port: number; dataDir: string; accessKeyId
 }
 
 export function s3Client(endpoint: string, c: { accessKeyId: string; secretAccessKey: string }) {
-  return new S3Client({
-    endpoint,
-    region: 'eu-central-1',
-    forcePathStyle: true,
-    credentials: c,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    maxAttempts: 1,
-  });
+  return storeClient({ endpoint, region: 'eu-central-1', ...c }, { maxAttempts: 1 });
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
+import { storeClient } from '../../scripts/s3/client';
 import { startEmbeddedStore, type EmbeddedStore } from '../../scripts/s3/embedded-store';
 import { startHost, type StartedHost } from '../support/host';
 
@@ -83,14 +84,7 @@ export async function startHarness(opts: { users?: string[]; env?: Record<string
       ...opts.env,
     },
   });
-  const s3 = new S3Client({
-    endpoint: store.endpoint,
-    region: store.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId, secretAccessKey },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  const s3 = storeClient({ endpoint: store.endpoint, region: store.region, accessKeyId, secretAccessKey });
   const users: User[] = [];
   for (const name of opts.users ?? []) users.push(await host.addUser(name));
   const captured: string[] = [];

@@ -5,7 +5,7 @@
  * name it gave); afterwards the bucket holds exactly the keys the test meant to create, and each user's
  * own files are untouched.
  */
-import { expectedNameRuling, hostileNames, LONG_SEGMENT_NAMES, TWIN2_NFC, TWIN2_NFD, TWIN_NFC, TWIN_NFD, type HostileName } from '../support/hostile-names';
+import { expectedNameRuling, hostileNames, LONG_SEGMENT_NAMES, TWIN2_NFC, TWIN2_NFD, TWIN_NFC, type HostileName } from '../support/hostile-names';
 import { b64, expectNoSecrets, md5, startHarness, type Answer, type Harness, type Transport, type User } from './harness';
 
 jest.setTimeout(180_000);

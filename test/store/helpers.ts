@@ -1,23 +1,20 @@
 import { S3Client, GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
+import { storeClient } from '../../scripts/s3/client';
 import type { EmbeddedStore } from '../../scripts/s3/embedded-store';
 
 export function clientFor(
   store: EmbeddedStore,
   over: { accessKeyId?: string; secretAccessKey?: string; region?: string; systemClockOffset?: number } = {},
 ): S3Client {
-  return new S3Client({
-    endpoint: store.endpoint,
-    region: over.region ?? store.region,
-    forcePathStyle: true,
-    credentials: {
+  return storeClient(
+    {
+      endpoint: store.endpoint,
+      region: over.region ?? store.region,
       accessKeyId: over.accessKeyId ?? store.accessKeyId,
       secretAccessKey: over.secretAccessKey ?? store.secretAccessKey,
     },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    maxAttempts: 1,
-    ...(over.systemClockOffset !== undefined ? { systemClockOffset: over.systemClockOffset } : {}),
-  });
+    { maxAttempts: 1, ...(over.systemClockOffset !== undefined ? { systemClockOffset: over.systemClockOffset } : {}) },
+  );
 }
 
 export async function getText(client: S3Client, Bucket: string, Key: string): Promise<string> {

@@ -5,7 +5,8 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { storeClient } from '../../scripts/s3/client';
 import http from 'node:http';
 import { startHost, type StartedHost } from './host';
 
@@ -197,14 +198,7 @@ async function drive(host: StartedHost, opts: LoadOptions, agent: http.Agent): P
   const rssAfterKb = rssKb(pid);
 
   // every object, read back from the store by key (the embedded store's default credentials)
-  const s3 = new S3Client({
-    endpoint: host.s3Endpoint,
-    region: 'eu-central-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  const s3 = storeClient({ endpoint: host.s3Endpoint!, region: 'eu-central-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
   const objectMismatches: string[] = [];
   let objectsVerified = 0;
   const entries = [...written.entries()];

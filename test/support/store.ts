@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { storeClient } from '../../scripts/s3/client';
 import { startEmbeddedStore } from '../../scripts/s3/embedded-store';
 
 export interface TestStore {
@@ -41,14 +42,7 @@ export async function useStore(extraConfig: Record<string, string> = {}): Promis
     ({ endpoint, accessKeyId, secretAccessKey, region } = store);
     stop = () => store.close();
   }
-  const client = new S3Client({
-    endpoint,
-    region,
-    forcePathStyle: true,
-    credentials: { accessKeyId, secretAccessKey },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  const client = storeClient({ endpoint, region, accessKeyId, secretAccessKey });
   const config = {
     AWS_S3_ENDPOINT: endpoint,
     AWS_ACCESS_KEY_ID: accessKeyId,
