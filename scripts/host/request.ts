@@ -66,21 +66,28 @@ function looksLikeJsonObject(text: string): boolean {
 
 export function parseBody(body: Buffer, contentType: string | undefined): Args {
   if (body.length === 0) return {};
-  const type = (contentType || '').split(';')[0].trim().toLowerCase();
+  const type = mediaType(contentType);
   const text = body.toString('utf8');
   // `curl -d '{...}'` sends JSON labelled as a form: a body that is plainly a JSON object is read as JSON.
   if (type === 'application/x-www-form-urlencoded' && !looksLikeJsonObject(text)) return fromSearchParams(new URLSearchParams(text));
-  if (text.trim() === '') return {};
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
+    if (text.trim() === '') return {};
     throw new HttpError(400, 'invalid_argument', 'request body is not valid JSON (send JSON or a form)');
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new HttpError(400, 'invalid_argument', 'request body must be a JSON object');
   }
   return value as Args;
+}
+
+/** "Application/JSON; charset=utf-8" → "application/json" */
+function mediaType(contentType: string | undefined): string {
+  if (!contentType) return '';
+  const semi = contentType.indexOf(';');
+  return (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
 }
 
 export interface CallInput {
@@ -108,12 +115,16 @@ function takeStrings(args: Args, names: string[], into: string[]): void {
 
 function headerValues(v: string | string[] | undefined): string[] {
   if (v === undefined) return [];
+  if (typeof v === 'string') {
+    const t = v.trim();
+    return t === '' ? [] : [t];
+  }
   return (Array.isArray(v) ? v : [v]).map((s) => s.trim()).filter((s) => s !== '');
 }
 
 /** Merges query and body (the body wins) and collects every key candidate, removing them from args. */
-export function collectCall(req: IncomingMessage, query: URLSearchParams, body: Args): CallInput {
-  const q = fromSearchParams(query);
+export function collectCall(req: IncomingMessage, query: URLSearchParams | undefined, body: Args): CallInput {
+  const q = query ? fromSearchParams(query) : {};
   const b: Args = { ...body };
   const userKeys = headerValues(req.headers['x-user-key']);
   const adminKeys = headerValues(req.headers['x-api-key']);
@@ -129,7 +140,7 @@ export function collectCall(req: IncomingMessage, query: URLSearchParams, body: 
       if (typeof m === 'string' && /^(GET|POST|PUT|PATCH|DELETE)$/i.test(m)) methodOverride = m.toUpperCase();
     }
   }
-  return { args: { ...q, ...b }, userKeys, adminKeys, methodOverride };
+  return { args: query ? { ...q, ...b } : b, userKeys, adminKeys, methodOverride };
 }
 
 const HIDDEN_HEADERS = new Set(['x-user-key', 'x-api-key', 'authorization', 'cookie', 'proxy-authorization']);

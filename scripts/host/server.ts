@@ -62,6 +62,8 @@ export interface HostServer {
   close(timeoutMs: number): Promise<void>;
 }
 
+const distinct = (xs: string[]): string[] => (xs.length < 2 ? xs : [...new Set(xs)]);
+
 /** Log-safe path: no query string ever, control characters escaped, bounded length. */
 function logPath(p: string): string {
   const s = p.replace(/[\u0000-\u001f\u007f\s]/g, (c) => encodeURIComponent(c));
@@ -140,8 +142,8 @@ export function createHostServer(deps: ServerDeps): HostServer {
 
   /** Keys → {user, admin}; any unknown or disagreeing key is a 401. */
   function authenticate(call: CallInput): { user?: User & { user_key: string }; admin: boolean } {
-    const adminKeys = [...new Set(call.adminKeys)];
-    const userKeys = [...new Set(call.userKeys)];
+    const adminKeys = distinct(call.adminKeys);
+    const userKeys = distinct(call.userKeys);
     if (adminKeys.length > 1) throw new HttpError(401, 'unauthorized', 'admin keys given in several places disagree');
     if (userKeys.length > 1) throw new HttpError(401, 'unauthorized', 'user keys given in several places disagree');
     let admin = false;
@@ -164,7 +166,8 @@ export function createHostServer(deps: ServerDeps): HostServer {
 
   async function readCall(req: http.IncomingMessage, url: URL): Promise<CallInput> {
     const body = await readBody(req, deps.bodyLimit);
-    return collectCall(req, url.searchParams, parseBody(body, req.headers['content-type']));
+    // No query string (the usual call): no URLSearchParams at all.
+    return collectCall(req, url.search ? url.searchParams : undefined, parseBody(body, req.headers['content-type']));
   }
 
   async function handleEndpoint(req: http.IncomingMessage, url: URL, endpoint: string): Promise<HandlerAnswer> {
@@ -176,7 +179,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
     }
     const method = call.methodOverride ?? req.method ?? 'GET';
     const meta: Record<string, unknown> = {
-      request: requestMeta(req, url.pathname, method),
+      request: undefined,
       instance: deps.instance,
       socket: socketName,
       executor: `${socketName}/${endpoint}`,
@@ -188,6 +191,14 @@ export function createHostServer(deps: ServerDeps): HostServer {
     };
     if (!meta.user) delete meta.user;
     if (!meta.admin) delete meta.admin;
+    // meta.request is built when a handler first reads it: most never do, and it copies every header.
+    let request: Record<string, string> | undefined;
+    Object.defineProperty(meta, 'request', {
+      enumerable: true,
+      configurable: true,
+      get: () => (request ??= requestMeta(req, url.pathname, method)),
+      set: (v) => (request = v),
+    });
     const ctx = { args: call.args, meta, config };
     return invokeHandler(ep.handler, ctx, {
       timeoutMs: deps.handlerTimeoutMs,
