@@ -1,3 +1,3 @@
 // Imported first by scripts/bench/run.ts: the AWS SDK's Node-version notice is noise in bench output.
-process.env.AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING ??= '1';
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 export {};

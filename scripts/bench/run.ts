@@ -128,7 +128,7 @@ async function main(): Promise<void> {
   let hostRss: { start: number; end: number } | undefined;
   let answerBytes = 0;
   try {
-    host = await startHost({ env: { AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING: '1' } });
+    host = await startHost({ env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
     children.push(host);
     const h = host;
     const user = await h.addUser('bench');

@@ -32,8 +32,11 @@ export function loadAdminKey(dataDir: string, fromEnv?: string): AdminKeySource 
   return { key, source: file, generated: true };
 }
 
-/** SHA-256 of a key: how keys are compared (and how the user store keeps them). */
-export const keyDigest = (s: string): Buffer => crypto.createHash('sha256').update(s, 'utf8').digest();
+/** SHA-256 of a key: how keys are compared (and how the user store keeps them). One-shot where Node has it (>= 20.12). */
+export const keyDigest: (s: string) => Buffer =
+  typeof crypto.hash === 'function'
+    ? (s) => crypto.hash('sha256', s, 'buffer')
+    : (s) => crypto.createHash('sha256').update(s, 'utf8').digest();
 
 /** Constant-time comparison of two digests (hashing first means lengths never leak). */
 export function digestsEqual(a: Buffer, b: Buffer): boolean {

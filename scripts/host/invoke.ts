@@ -57,7 +57,7 @@ export interface InvokeOptions {
  */
 export function invokeHandler(
   handler: (ctx: unknown) => unknown,
-  ctx: Record<string, unknown>,
+  ctx: { args: unknown; meta: unknown; config: unknown },
   opts: InvokeOptions,
 ): Promise<HandlerAnswer> {
   return new Promise<HandlerAnswer>((resolve) => {
@@ -72,7 +72,9 @@ export function invokeHandler(
     const internal = () => errorAnswer(500, 'internal', 'the endpoint failed');
     timers.push(setTimeout(() => finish(errorAnswer(504, 'timeout', 'the endpoint did not answer in time')), opts.timeoutMs));
     const fullCtx = {
-      ...ctx,
+      args: ctx.args,
+      meta: ctx.meta,
+      config: ctx.config,
       HttpResponse,
       setResponse: (r: unknown) => finish(toAnswer(r)),
     };

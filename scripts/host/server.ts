@@ -30,6 +30,12 @@ const CORS_HEADERS: Record<string, string> = {
   'Access-Control-Allow-Origin': '*',
   'Access-Control-Expose-Headers': 'Location, Content-Disposition, ETag',
 };
+/** On every answer; a handler's own headers may override them. */
+const BASE_HEADERS: Record<string, string> = {
+  ...CORS_HEADERS,
+  'X-Content-Type-Options': 'nosniff',
+  'Cache-Control': 'no-store',
+};
 const PREFLIGHT_HEADERS: Record<string, string> = {
   'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
   'Access-Control-Allow-Headers': 'Content-Type, X-USER-KEY, X-API-KEY, Authorization, X-Requested-With',
@@ -121,20 +127,16 @@ export function createHostServer(deps: ServerDeps): HostServer {
     return { kind: 'static' };
   }
 
-  function send(res: http.ServerResponse, a: HandlerAnswer, extra: Record<string, string> = {}): void {
+  function send(res: http.ServerResponse, a: HandlerAnswer, extra?: Record<string, string>): void {
     if (res.headersSent) {
       res.end();
       return;
     }
-    const headers: Record<string, string | number> = {
-      ...CORS_HEADERS,
-      'X-Content-Type-Options': 'nosniff',
-      'Cache-Control': 'no-store',
-      ...a.headers,
-      ...extra,
-      'Content-Type': a.contentType,
-      'Content-Length': a.body.length,
-    };
+    const headers: Record<string, string | number> = { ...BASE_HEADERS };
+    for (const k in a.headers) headers[k] = a.headers[k];
+    if (extra) for (const k in extra) headers[k] = extra[k];
+    headers['Content-Type'] = a.contentType;
+    headers['Content-Length'] = a.body.length;
     if (closing) headers.Connection = 'close';
     res.writeHead(a.status, headers);
     res.end(a.body);
