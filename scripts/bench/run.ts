@@ -125,6 +125,7 @@ async function main(): Promise<void> {
   const uploads: UploadResult[] = [];
   let hostLoad: HttpLoadResult | undefined;
   let bareLoad: HttpLoadResult | undefined;
+  let noopLoad: HttpLoadResult | undefined;
   let hostRss: { start: number; end: number } | undefined;
   let answerBytes = 0;
   try {
@@ -180,6 +181,24 @@ async function main(): Promise<void> {
     hostRss.end = readMem(pid).rss;
     log(`host user-upload-link: ${hostLoad.reqPerSec} req/s p50 ${hostLoad.p50Ms} ms p99 ${hostLoad.p99Ms} ms (${hostLoad.non2xx} non-2xx, ${hostLoad.errors} errors)`);
     log(`bare node:http:        ${bareLoad.reqPerSec} req/s p50 ${bareLoad.p50Ms} ms p99 ${bareLoad.p99Ms} ms`);
+    await host.stop();
+    children.splice(children.indexOf(host), 1);
+
+    // The same host serving a socket whose endpoints answer a constant at once: what the host
+    // (HTTP, keys, ctx, log) costs without the socket's work, to tell the two apart.
+    const noop = await startNoopHost(answerBytes);
+    children.push(noop.host);
+    try {
+      const noopUser = await noop.host.addUser('bench');
+      const noopLink = { ...load, url: `${noop.host.url}/aws-storage/user-upload-link/`, headers: { ...reqHeaders, 'x-user-key': noopUser.user_key } };
+      await measureHttp({ ...noopLink, durationS: WARM_S });
+      noopLoad = await measureHttp({ ...noopLink, durationS: LOAD_S });
+      log(`host, no-op endpoint:  ${noopLoad.reqPerSec} req/s p50 ${noopLoad.p50Ms} ms p99 ${noopLoad.p99Ms} ms`);
+    } finally {
+      await noop.host.stop();
+      fs.rmSync(noop.dir, { recursive: true, force: true });
+      fs.rmSync(noop.host.dataDir, { recursive: true, force: true });
+    }
   } catch (err) {
     errors.host = String((err as Error)?.stack ?? err);
     log(`host: FAILED ${errors.host}`);
@@ -209,6 +228,7 @@ async function main(): Promise<void> {
     rows.push(row('host user-upload-link, 32 conns', hostLoad.reqPerSec, 'req/s', bareLoad.reqPerSec, 'bare node:http req/s', '>= 0.5x', hostLoad.reqPerSec / bareLoad.reqPerSec >= 0.5));
     rows.push(row('  p50 latency', hostLoad.p50Ms, 'ms', bareLoad.p50Ms, 'bare p50 ms', 'info', null));
     rows.push(row('  p99 latency', hostLoad.p99Ms, 'ms', bareLoad.p99Ms, 'bare p99 ms', '< 25 ms', hostLoad.p99Ms < 25 && hostLoad.non2xx === 0 && hostLoad.errors === 0));
+    if (noopLoad) rows.push(row('  host with a no-op endpoint', noopLoad.reqPerSec, 'req/s', bareLoad.reqPerSec, 'bare node:http req/s', 'info (host alone)', null));
   }
   for (const u of uploads) {
     const mib = u.bytes / MiB;
@@ -239,7 +259,7 @@ async function main(): Promise<void> {
     durationS: round((Date.now() - t0) / 1000, 1),
     rows,
     makeLinks: { presign: presignRows, linksChecked, scaling },
-    host: { userUploadLink: hostLoad, bare: bareLoad, answerBytes, rss: hostRss },
+    host: { userUploadLink: hostLoad, bare: bareLoad, noopEndpoint: noopLoad, answerBytes, rss: hostRss },
     uploads: uploads.map(({ answer: _a, ...u }) => u),
     errors,
   };
@@ -249,6 +269,20 @@ async function main(): Promise<void> {
   log(`written ${path.relative(process.cwd(), path.join(dir, 'bench.json')) || 'bench-results/bench.json'}`);
   clearTimeout(watchdog);
   if (Object.keys(errors).length) process.exitCode = 1;
+}
+
+/** A host over a throwaway socket (this socket.yml) whose every endpoint answers `bytes` of constant JSON. */
+async function startNoopHost(bytes: number): Promise<{ host: StartedHost; dir: string }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aws-storage-noop-socket-'));
+  fs.copyFileSync(path.join(PROJECT_ROOT, 'socket.yml'), path.join(dir, 'socket.yml'));
+  fs.mkdirSync(path.join(dir, '.dist', 'src'), { recursive: true });
+  const body = JSON.stringify({ link: 'x'.repeat(Math.max(0, bytes - 11)) });
+  const handler = `const body = ${JSON.stringify(body)};\nexports.default = (ctx) => ctx.setResponse(new ctx.HttpResponse(200, body, 'application/json'));\n`;
+  for (const file of fs.readdirSync(path.join(PROJECT_ROOT, '.dist', 'src'))) {
+    if (file.endsWith('.js')) fs.writeFileSync(path.join(dir, '.dist', 'src', file), handler);
+  }
+  const host = await startHost({ env: { SOCKET_DIR: dir, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
+  return { host, dir };
 }
 
 /** Puts objects at a few of the keys and fetches their links from the handler's answer: each must return its bytes. */
