@@ -30,11 +30,12 @@ async function main(): Promise<void> {
 
   const bucket = process.env.AWS_BUCKET || `${settings.instance}-bucket`;
   if (!process.env.AWS_S3_ENDPOINT) {
-    // Embedded mode: an S3-compatible store in this process, its files in DATA_DIR/s3.
-    const { startEmbeddedStore, EMBEDDED_CREDENTIALS } = await import('../s3/embedded-store');
+    // Embedded mode: an S3-compatible store in this process, on its own thread, its files in DATA_DIR/s3.
+    const { EMBEDDED_CREDENTIALS } = await import('../s3/embedded-store');
+    const { startEmbeddedStoreThread } = await import('../s3/store-worker');
     const accessKeyId = process.env.AWS_ACCESS_KEY_ID || EMBEDDED_CREDENTIALS.accessKeyId;
     const secretAccessKey = process.env.AWS_SECRET_ACCESS_KEY || EMBEDDED_CREDENTIALS.secretAccessKey;
-    const store = await startEmbeddedStore({
+    const store = await startEmbeddedStoreThread({
       port: settings.s3Port,
       host: settings.host,
       dataDir: path.join(settings.dataDir, 's3'),
