@@ -1,4 +1,5 @@
 // Request → arguments and keys: query string + JSON or form body (the body wins), keys taken out of args.
+import { isAscii } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 
 export class HttpError extends Error {
@@ -67,7 +68,9 @@ function looksLikeJsonObject(text: string): boolean {
 export function parseBody(body: Buffer, contentType: string | undefined): Args {
   if (body.length === 0) return {};
   const type = mediaType(contentType);
-  const text = body.toString('utf8');
+  // For ASCII (every base64 upload) latin1 gives the same text without UTF-8 decoding, and for a large
+  // body Node keeps it outside the JS heap, where it is freed sooner.
+  const text = isAscii(body) ? body.toString('latin1') : body.toString('utf8');
   // `curl -d '{...}'` sends JSON labelled as a form: a body that is plainly a JSON object is read as JSON.
   if (type === 'application/x-www-form-urlencoded' && !looksLikeJsonObject(text)) return fromSearchParams(new URLSearchParams(text));
   let value: unknown;
