@@ -65,18 +65,25 @@ export function callHandler(
   opts: { args: Record<string, unknown>; config: Record<string, unknown>; admin?: boolean; user?: { id: number | string } },
 ): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
-    function HttpResponse(this: any, status: number, content: string, mimetype: string, headers: Record<string, string>) {
-      this.status = status;
-      this.content = content;
-      this.mimetype = mimetype;
-      this.headers = headers ?? {};
-    }
     const meta: Record<string, unknown> = { instance: 'bench', socket: 'aws-storage', executed_by: 'socket_endpoint' };
     if (opts.admin) meta.admin = { id: 1, email: 'admin@bench' };
     if (opts.user) meta.user = { username: `user${opts.user.id}`, user_key: 'k', ...opts.user };
-    const setResponse = (r: RawAnswer) => resolve({ status: r.status, content: r.content, mimetype: r.mimetype });
-    Promise.resolve(handler({ args: opts.args, meta, config: opts.config, HttpResponse, setResponse })).catch(reject);
+    const setResponse = (r: BenchHttpResponse) => resolve({ status: r.status, content: r.content, mimetype: r.mimetype });
+    Promise.resolve(handler({ args: opts.args, meta, config: opts.config, HttpResponse: BenchHttpResponse, setResponse })).catch(reject);
   });
+}
+
+/** One class for every call, as the platform and the host have (a class per call would make every answer a new shape). */
+class BenchHttpResponse {
+  headers: Record<string, string>;
+  constructor(
+    public status: number,
+    public content: string,
+    public mimetype: string,
+    headers?: Record<string, string>,
+  ) {
+    this.headers = headers ?? {};
+  }
 }
 
 /** One make-links call of `keys`; throws unless it answered 200 with every key linked. Resolves with the body. */
