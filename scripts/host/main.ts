@@ -18,6 +18,10 @@ async function main(): Promise<void> {
   const settings = readSettings();
   const say = (line: string) => process.stdout.write(`aws-storage ${line}\n`);
 
+  // tsx turns source maps on; the eight bundles' maps (about 5 MB of JSON each) would then be parsed
+  // and kept, some 50 MB of heap that every full GC walks. Handler stack traces point into
+  // .dist/src/*.js instead; `node --enable-source-maps` keeps the maps.
+  if (!process.execArgv.includes('--enable-source-maps')) process.setSourceMapsEnabled(false);
   const socket = loadSocket(settings.socketDir);
   const config: Record<string, unknown> = socketConfigFromEnv(socket.definition);
   const closers: Closer[] = [];
