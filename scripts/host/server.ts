@@ -201,27 +201,18 @@ export function createHostServer(deps: ServerDeps): HostServer {
       return errorAnswer(403, 'forbidden', `${socketName}/${endpoint} is private: it needs the admin key`);
     }
     const method = call.methodOverride ?? req.method ?? 'GET';
+    // Built in one order with no deletes, so that every call's meta has the same shape.
     const meta: Record<string, unknown> = {
-      request: undefined,
+      request: requestMeta(req, url.pathname, method),
       instance: deps.instance,
       socket: socketName,
       executor: `${socketName}/${endpoint}`,
       executed_by: 'socket_endpoint',
       metadata: ep.metadata,
       api_host: req.headers.host ?? '',
-      user: user ? { id: user.id, username: user.username, user_key: user.user_key } : undefined,
-      admin: admin ? { id: 1, email: `admin@${deps.instance}` } : undefined,
     };
-    if (!meta.user) delete meta.user;
-    if (!meta.admin) delete meta.admin;
-    // meta.request is built when a handler first reads it: most never do, and it copies every header.
-    let request: Record<string, string> | undefined;
-    Object.defineProperty(meta, 'request', {
-      enumerable: true,
-      configurable: true,
-      get: () => (request ??= requestMeta(req, url.pathname, method)),
-      set: (v) => (request = v),
-    });
+    if (user) meta.user = { id: user.id, username: user.username, user_key: user.user_key };
+    if (admin) meta.admin = { id: 1, email: `admin@${deps.instance}` };
     const ctx = { args: call.args, meta, config };
     return invokeHandler(ep.handler, ctx, {
       timeoutMs: deps.handlerTimeoutMs,
