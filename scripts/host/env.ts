@@ -1,5 +1,6 @@
 // Host settings from the environment, and the socket's ctx.config built from the same environment.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 
@@ -18,6 +19,8 @@ export interface HostSettings {
   handlerTimeoutMs: number;
   handlerGraceMs: number;
   shutdownTimeoutMs: number;
+  /** HOST_WORKERS: processes serving HTTP (node:cluster); 1 serves from this process */
+  workers: number;
 }
 
 function intEnv(env: NodeJS.ProcessEnv, name: string, def: number, min = 0, max = 2 ** 31): number {
@@ -53,6 +56,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): HostSettings
     handlerTimeoutMs: intEnv(env, 'HANDLER_TIMEOUT_MS', 30_000, 1),
     handlerGraceMs: intEnv(env, 'HANDLER_GRACE_MS', 5_000, 0),
     shutdownTimeoutMs: intEnv(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0),
+    workers: env.HOST_WORKERS === 'auto' ? os.availableParallelism() : intEnv(env, 'HOST_WORKERS', 1, 1, 64),
   };
 }
 

@@ -4,19 +4,64 @@
 // the users route), the body must be streamed against a size limit (413 before it is read whole), and
 // the ctx handed to each handler (args, meta, config, HttpResponse, setResponse) must be built exactly;
 // a framework would add body parsers and response conventions we would have to undo.
+import cluster from 'node:cluster';
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadAdminKey } from './admin-key';
-import { bodyLimitFor, readSettings, socketConfigFromEnv } from './env';
+import { loadAdminKey, type AdminKeySource } from './admin-key';
+import { runPrimary } from './cluster';
+import { bodyLimitFor, readSettings, socketConfigFromEnv, type HostSettings } from './env';
 import { createHostServer } from './server';
 import { loadSocket } from './socket';
 import { UserStore } from './users';
 
 type Closer = () => Promise<void> | void;
+const say = (line: string) => process.stdout.write(`aws-storage ${line}\n`);
+
+/**
+ * Embedded mode (no AWS_S3_ENDPOINT): an S3-compatible store on its own thread of this process, its
+ * files in DATA_DIR/s3. Resolves with the options that point the socket at it, and its closer.
+ */
+async function startStore(settings: HostSettings, region: unknown): Promise<{ env: Record<string, string>; close: Closer }> {
+  const bucket = process.env.AWS_BUCKET || `${settings.instance}-bucket`;
+  const { EMBEDDED_CREDENTIALS } = await import('../s3/embedded-store');
+  const { startEmbeddedStoreThread } = await import('../s3/store-worker');
+  const accessKeyId = process.env.AWS_ACCESS_KEY_ID || EMBEDDED_CREDENTIALS.accessKeyId;
+  const secretAccessKey = process.env.AWS_SECRET_ACCESS_KEY || EMBEDDED_CREDENTIALS.secretAccessKey;
+  const store = await startEmbeddedStoreThread({
+    port: settings.s3Port,
+    host: settings.host,
+    dataDir: path.join(settings.dataDir, 's3'),
+    accessKeyId,
+    secretAccessKey,
+    buckets: [bucket],
+    silent: true,
+  });
+  const env: Record<string, string> = {
+    AWS_S3_ENDPOINT: store.endpoint,
+    AWS_ACCESS_KEY_ID: accessKeyId,
+    AWS_SECRET_ACCESS_KEY: secretAccessKey,
+    AWS_BUCKET: bucket,
+  };
+  if (!region && store.region) env.AWS_REGION = store.region;
+  say(`store: ${store.endpoint} (embedded, files in ${path.join(settings.dataDir, 's3')}), bucket ${bucket}`);
+  return { env, close: () => store.close() };
+}
+
+function sayAdminKey(admin: AdminKeySource): void {
+  if (admin.source === 'env') say('admin key: from ADMIN_KEY');
+  else if (admin.generated) say(`admin key generated: ${admin.key} (kept in ${admin.source}; shown only this once)`);
+  else say(`admin key kept in ${admin.source}`);
+}
 
 async function main(): Promise<void> {
   const settings = readSettings();
-  const say = (line: string) => process.stdout.write(`aws-storage ${line}\n`);
+  if (settings.workers > 1 && cluster.isPrimary) {
+    await runPrimary(settings, { startStore, sayAdminKey, say });
+    return;
+  }
+  // In a worker of runPrimary, the primary has said all of this (and runs the store).
+  const quiet = cluster.isWorker;
+  const tell = quiet ? () => {} : say;
 
   // tsx turns source maps on; the eight bundles' maps (about 5 MB of JSON each) would then be parsed
   // and kept, some 50 MB of heap that every full GC walks. Handler stack traces point into
@@ -32,33 +77,12 @@ async function main(): Promise<void> {
 
   const admin = loadAdminKey(settings.dataDir, settings.adminKey);
 
-  const bucket = process.env.AWS_BUCKET || `${settings.instance}-bucket`;
   if (!process.env.AWS_S3_ENDPOINT) {
-    // Embedded mode: an S3-compatible store in this process, on its own thread, its files in DATA_DIR/s3.
-    const { EMBEDDED_CREDENTIALS } = await import('../s3/embedded-store');
-    const { startEmbeddedStoreThread } = await import('../s3/store-worker');
-    const accessKeyId = process.env.AWS_ACCESS_KEY_ID || EMBEDDED_CREDENTIALS.accessKeyId;
-    const secretAccessKey = process.env.AWS_SECRET_ACCESS_KEY || EMBEDDED_CREDENTIALS.secretAccessKey;
-    const store = await startEmbeddedStoreThread({
-      port: settings.s3Port,
-      host: settings.host,
-      dataDir: path.join(settings.dataDir, 's3'),
-      accessKeyId,
-      secretAccessKey,
-      buckets: [bucket],
-      silent: true,
-    });
-    closers.unshift(() => store.close());
-    Object.assign(config, {
-      AWS_S3_ENDPOINT: store.endpoint,
-      AWS_ACCESS_KEY_ID: accessKeyId,
-      AWS_SECRET_ACCESS_KEY: secretAccessKey,
-      AWS_BUCKET: bucket,
-    });
-    if (!config.AWS_REGION && !config.REGION && store.region) config.AWS_REGION = store.region;
-    say(`store: ${store.endpoint} (embedded, files in ${path.join(settings.dataDir, 's3')}), bucket ${bucket}`);
+    const store = await startStore(settings, config.AWS_REGION || config.REGION);
+    closers.unshift(store.close);
+    Object.assign(config, store.env);
   } else {
-    say(`store: ${process.env.AWS_S3_ENDPOINT} (external), bucket ${bucket}`);
+    tell(`store: ${process.env.AWS_S3_ENDPOINT} (external), bucket ${process.env.AWS_BUCKET || `${settings.instance}-bucket`}`);
   }
 
   // checkStore is loaded when first needed, so that a broken storage module shows as 503, not a crash.
@@ -87,17 +111,15 @@ async function main(): Promise<void> {
   const port = await host.listen(settings.port, settings.host);
 
   const shownHost = settings.host.includes(':') ? `[${settings.host}]` : settings.host;
-  say(`host listening on ${tls ? 'https' : 'http'}://${shownHost}:${port}`);
-  say(`instance ${settings.instance}, socket ${socket.definition.name}, ${socket.endpoints.size} endpoints`);
-  if (admin.source === 'env') say('admin key: from ADMIN_KEY');
-  else if (admin.generated) say(`admin key generated: ${admin.key} (kept in ${admin.source}; shown only this once)`);
-  else say(`admin key kept in ${admin.source}`);
+  tell(`host listening on ${tls ? 'https' : 'http'}://${shownHost}:${port}`);
+  tell(`instance ${settings.instance}, socket ${socket.definition.name}, ${socket.endpoints.size} endpoints`);
+  if (!quiet) sayAdminKey(admin);
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    say(`${signal}: finishing requests in flight`);
+    tell(`${signal}: finishing requests in flight`);
     const hardStop = setTimeout(() => {
       say('shutdown took too long; exiting');
       process.exit(1);
@@ -111,11 +133,13 @@ async function main(): Promise<void> {
         say(`close failed: ${(err as Error).message}`);
       }
     }
-    say('stopped');
+    tell('stopped');
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  // A worker whose primary is gone stops too, rather than serving on as an orphan.
+  if (cluster.isWorker) process.on('disconnect', () => void stop('primary gone'));
 }
 
 // Each bundled handler carries its own AWS SDK, and each would print the SDK's Node-version notice once;
