@@ -5,7 +5,8 @@
  *      (a) getSignedUrl(GetObjectCommand) per link and (b) @smithy/signature-v4 presign per link,
  *      interleaved in the same rounds (scripts/bench/presign.bench.ts);
  *   2. the host's user-upload-link over HTTP (autocannon, 32 connections) vs a bare node:http server
- *      answering a constant JSON of the same length, each in its own process;
+ *      answering a constant JSON of the same length, each in its own process; then the host with
+ *      HOST_WORKERS = the number of cores, and the host over a no-op socket (its own cost);
  *   3. user-upload base64 of 1 MiB and 8 MiB through the host vs a direct PutObject of the same bytes
  *      to the same store, and the host's peak RSS growth;
  *   4. make-links µs per link at 10, 100 and 1000 keys.
@@ -126,15 +127,16 @@ async function main(): Promise<void> {
   let hostLoad: HttpLoadResult | undefined;
   let bareLoad: HttpLoadResult | undefined;
   let noopLoad: HttpLoadResult | undefined;
+  let workersLoad: HttpLoadResult | undefined;
+  const WORKERS = os.availableParallelism();
   let hostRss: { start: number; end: number } | undefined;
   let answerBytes = 0;
   try {
-    host = await startHost({ env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
+    host = await startHost({ env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' }, logToFile: true });
     children.push(host);
-    const h = host;
-    const user = await h.addUser('bench');
-    const pid = h.process.pid!;
-    hostRss = { start: readMem(pid).rss, end: 0 };
+    let h = host;
+    let user = await h.addUser('bench');
+    let pid = h.process.pid!;
     const s3 = {
       endpoint: h.s3Endpoint!,
       bucket: h.bucket!,
@@ -160,6 +162,16 @@ async function main(): Promise<void> {
     }
     loads.afterUploads = loadAvg();
 
+    // A fresh host for the request rate: one that has just held 8 MiB uploads carries a grown heap.
+    await h.stop();
+    children.splice(children.indexOf(h), 1);
+    fs.rmSync(h.dataDir, { recursive: true, force: true });
+    host = h = await startHost({ env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' }, logToFile: true });
+    children.push(h);
+    user = await h.addUser('bench');
+    pid = h.process.pid!;
+    hostRss = { start: readMem(pid).rss, end: 0 };
+
     // 2: user-upload-link under load, against a bare server answering as many bytes.
     const linkUrl = `${h.url}/aws-storage/user-upload-link/`;
     const reqBody = JSON.stringify({ name: 'bench/photo.jpg', contentType: 'image/jpeg' });
@@ -183,6 +195,21 @@ async function main(): Promise<void> {
     log(`bare node:http:        ${bareLoad.reqPerSec} req/s p50 ${bareLoad.p50Ms} ms p99 ${bareLoad.p99Ms} ms`);
     await host.stop();
     children.splice(children.indexOf(host), 1);
+
+    // The same host with HOST_WORKERS = the number of cores (node:cluster), the same load.
+    const multi = await startHost({ env: { HOST_WORKERS: String(WORKERS), AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' }, logToFile: true });
+    children.push(multi);
+    try {
+      const multiUser = await multi.addUser('bench');
+      const multiLink = { ...load, url: `${multi.url}/aws-storage/user-upload-link/`, headers: { ...reqHeaders, 'x-user-key': multiUser.user_key } };
+      await measureHttp({ ...multiLink, durationS: WARM_S });
+      workersLoad = await measureHttp({ ...multiLink, durationS: LOAD_S });
+      log(`host, ${WORKERS} workers:       ${workersLoad.reqPerSec} req/s p50 ${workersLoad.p50Ms} ms p99 ${workersLoad.p99Ms} ms (${workersLoad.non2xx} non-2xx, ${workersLoad.errors} errors)`);
+    } finally {
+      await multi.stop();
+      children.splice(children.indexOf(multi), 1);
+      fs.rmSync(multi.dataDir, { recursive: true, force: true });
+    }
 
     // The same host serving a socket whose endpoints answer a constant at once: what the host
     // (HTTP, keys, ctx, log) costs without the socket's work, to tell the two apart.
@@ -228,6 +255,10 @@ async function main(): Promise<void> {
     rows.push(row('host user-upload-link, 32 conns', hostLoad.reqPerSec, 'req/s', bareLoad.reqPerSec, 'bare node:http req/s', '>= 0.5x', hostLoad.reqPerSec / bareLoad.reqPerSec >= 0.5));
     rows.push(row('  p50 latency', hostLoad.p50Ms, 'ms', bareLoad.p50Ms, 'bare p50 ms', 'info', null));
     rows.push(row('  p99 latency', hostLoad.p99Ms, 'ms', bareLoad.p99Ms, 'bare p99 ms', '< 25 ms', hostLoad.p99Ms < 25 && hostLoad.non2xx === 0 && hostLoad.errors === 0));
+    if (workersLoad) {
+      rows.push(row(`host user-upload-link, ${WORKERS} workers`, workersLoad.reqPerSec, 'req/s', bareLoad.reqPerSec, 'bare node:http req/s', '>= 0.5x', workersLoad.reqPerSec / bareLoad.reqPerSec >= 0.5));
+      rows.push(row(`  p99 latency, ${WORKERS} workers`, workersLoad.p99Ms, 'ms', bareLoad.p99Ms, 'bare p99 ms', '< 25 ms', workersLoad.p99Ms < 25 && workersLoad.non2xx === 0 && workersLoad.errors === 0));
+    }
     if (noopLoad) rows.push(row('  host with a no-op endpoint', noopLoad.reqPerSec, 'req/s', bareLoad.reqPerSec, 'bare node:http req/s', 'info (host alone)', null));
   }
   for (const u of uploads) {
@@ -259,7 +290,7 @@ async function main(): Promise<void> {
     durationS: round((Date.now() - t0) / 1000, 1),
     rows,
     makeLinks: { presign: presignRows, linksChecked, scaling },
-    host: { userUploadLink: hostLoad, bare: bareLoad, noopEndpoint: noopLoad, answerBytes, rss: hostRss },
+    host: { userUploadLink: hostLoad, bare: bareLoad, workers: WORKERS, userUploadLinkWorkers: workersLoad, noopEndpoint: noopLoad, answerBytes, rss: hostRss },
     uploads: uploads.map(({ answer: _a, ...u }) => u),
     errors,
   };
@@ -281,7 +312,7 @@ async function startNoopHost(bytes: number): Promise<{ host: StartedHost; dir: s
   for (const file of fs.readdirSync(path.join(PROJECT_ROOT, '.dist', 'src'))) {
     if (file.endsWith('.js')) fs.writeFileSync(path.join(dir, '.dist', 'src', file), handler);
   }
-  const host = await startHost({ env: { SOCKET_DIR: dir, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
+  const host = await startHost({ env: { SOCKET_DIR: dir, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' }, logToFile: true });
   return { host, dir };
 }
 

@@ -26,6 +26,11 @@ export interface StartHostOptions {
   dataDir?: string;
   /** how long to wait for the listening line (ms) */
   timeoutMs?: number;
+  /**
+   * Write the host's output to DATA_DIR/host.log instead of a pipe to this process (the benchmark,
+   * whose load generator would otherwise also be reading the host's access log).
+   */
+  logToFile?: boolean;
 }
 
 export function tempDir(prefix = 'aws-storage-host-'): string {
@@ -77,14 +82,18 @@ async function startHostOnce(opts: StartHostOptions): Promise<StartedHost> {
     ADMIN_KEY: adminKey,
     ...opts.env,
   };
+  const logFile = opts.logToFile ? path.join(dataDir, 'host.log') : undefined;
+  const logFd = logFile ? fs.openSync(logFile, 'a') : undefined;
   const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/host/main.ts'], {
     cwd: PROJECT_ROOT,
     env,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: logFd === undefined ? ['ignore', 'pipe', 'pipe'] : ['ignore', logFd, logFd],
   });
-  let output = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (output += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (output += d));
+  if (logFd !== undefined) fs.closeSync(logFd);
+  let piped = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => (piped += d));
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (piped += d));
+  const readOutput = () => (logFile ? fs.readFileSync(logFile, 'utf8') : piped);
   const exited = new Promise<number>((resolve) => {
     child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : 1)));
   });
@@ -95,7 +104,7 @@ async function startHostOnce(opts: StartHostOptions): Promise<StartedHost> {
   const deadline = Date.now() + timeoutMs;
   let url: string | undefined;
   while (Date.now() < deadline) {
-    const m = /aws-storage host listening on (https?:\/\/\S+)/.exec(output);
+    const m = /aws-storage host listening on (https?:\/\/\S+)/.exec(readOutput());
     if (m) {
       url = m[1];
       break;
@@ -105,9 +114,9 @@ async function startHostOnce(opts: StartHostOptions): Promise<StartedHost> {
   }
   if (!url) {
     child.kill('SIGKILL');
-    throw new Error(`host did not start within ${timeoutMs} ms (exit ${exitCode}):\n${output}`);
+    throw new Error(`host did not start within ${timeoutMs} ms (exit ${exitCode}):\n${readOutput()}`);
   }
-  const store = /aws-storage store: (\S+) .*bucket (\S+)/.exec(output);
+  const store = /aws-storage store: (\S+) .*bucket (\S+)/.exec(readOutput());
   const instance = env.INSTANCE || 'local';
   // ADMIN_KEY: '' lets the host generate (or reuse) the key kept in DATA_DIR.
   let key = adminKey;
@@ -122,7 +131,7 @@ async function startHostOnce(opts: StartHostOptions): Promise<StartedHost> {
     dataDir,
     s3Endpoint: store?.[1],
     bucket: store?.[2],
-    logs: () => output,
+    logs: readOutput,
     process: child,
     async addUser(username: string) {
       const res = await fetch(`${url}/v2/instances/${instance}/users/`, {
