@@ -33,7 +33,7 @@ const workerPids = () => {
   return m ? m[2].split(', ').map(Number) : [];
 };
 
-test('one port, the store in the primary, three workers answering', async () => {
+test('one port, three workers answering', async () => {
   expect(workerPids()).toHaveLength(3);
   expect(host.s3Endpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   const health = await fetch(`${host.url}/healthz`);
