@@ -23,6 +23,11 @@ try {
     format: 'cjs',
     sourcemap: 'linked',
     legalComments: 'none',
+    // Whitespace and syntax only; names stay, so stack traces still read. A host loads all eight
+    // bundles: this takes their heap from about 80 to 50 MB (every full GC walks it). The .map files
+    // give the sources back (`node --enable-source-maps`).
+    minifyWhitespace: true,
+    minifySyntax: true,
     logLevel: 'warning',
   });
   mkdirSync(out, { recursive: true });
