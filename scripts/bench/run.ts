@@ -12,7 +12,8 @@
  *   4. make-links µs per link at 10, 100 and 1000 keys.
  *
  * Prints one table (figure, value, baseline, ratio, target, pass/fail) and writes bench-results/bench.json.
- * Options: --quick (shorter rounds, 3 s loads), --duration <s> (autocannon seconds, default 10).
+ * Options: --quick (shorter rounds, one 3 s load each), --duration <s> (autocannon seconds per round, default 5;
+ * the request rates are the median of 3 interleaved rounds).
  */
 import './env';
 import fs from 'node:fs';
@@ -47,9 +48,10 @@ import {
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
 const durIdx = argv.indexOf('--duration');
-const LOAD_S = durIdx >= 0 ? Math.max(1, Math.min(60, Number(argv[durIdx + 1]) || 10)) : QUICK ? 3 : 10;
+const LOAD_S = durIdx >= 0 ? Math.max(1, Math.min(60, Number(argv[durIdx + 1]) || 5)) : QUICK ? 3 : 5;
 const WARM_S = QUICK ? 1 : 2;
 const ROUNDS = QUICK ? 3 : 7;
+const HTTP_ROUNDS = QUICK ? 1 : 3;
 const RUN_LIMIT_MS = 6 * 60_000; // the whole run, whatever happens
 const MiB = 1024 * 1024;
 
@@ -129,6 +131,7 @@ async function main(): Promise<void> {
   let noopLoad: HttpLoadResult | undefined;
   let workersLoad: HttpLoadResult | undefined;
   const WORKERS = os.availableParallelism();
+  let httpRounds: Record<string, number[]> = {};
   let hostRss: { start: number; end: number } | undefined;
   let answerBytes = 0;
   try {
@@ -175,7 +178,7 @@ async function main(): Promise<void> {
     // 2: user-upload-link under load, against a bare server answering as many bytes.
     const linkUrl = `${h.url}/aws-storage/user-upload-link/`;
     const reqBody = JSON.stringify({ name: 'bench/photo.jpg', contentType: 'image/jpeg' });
-    const reqHeaders = { 'content-type': 'application/json', 'x-user-key': user.user_key };
+    const reqHeaders: Record<string, string> = { 'content-type': 'application/json', 'x-user-key': user.user_key };
     const agent = new http.Agent({ keepAlive: false });
     const probe = await postJson(linkUrl, Buffer.from(reqBody), { 'x-user-key': user.user_key }, agent);
     agent.destroy();
@@ -183,45 +186,42 @@ async function main(): Promise<void> {
     answerBytes = Buffer.byteLength(JSON.stringify(probe.body));
     bare = await startBareServer(answerBytes);
     children.push(bare);
-    const load = { method: 'POST' as const, headers: reqHeaders, body: reqBody, connections: 32 };
-    await measureHttp({ ...load, url: bare.url, durationS: WARM_S });
-    await measureHttp({ ...load, url: linkUrl, durationS: WARM_S });
-    bareLoad = await measureHttp({ ...load, url: bare.url, durationS: LOAD_S });
-    loads.afterBare = loadAvg();
-    hostLoad = await measureHttp({ ...load, url: linkUrl, durationS: LOAD_S });
-    loads.afterHost = loadAvg();
-    hostRss.end = readMem(pid).rss;
-    log(`host user-upload-link: ${hostLoad.reqPerSec} req/s p50 ${hostLoad.p50Ms} ms p99 ${hostLoad.p99Ms} ms (${hostLoad.non2xx} non-2xx, ${hostLoad.errors} errors)`);
-    log(`bare node:http:        ${bareLoad.reqPerSec} req/s p50 ${bareLoad.p50Ms} ms p99 ${bareLoad.p99Ms} ms`);
-    await host.stop();
-    children.splice(children.indexOf(host), 1);
+    const load = { method: 'POST' as const, body: reqBody, connections: 32 };
 
-    // The same host with HOST_WORKERS = the number of cores (node:cluster), the same load.
+    // The same host with HOST_WORKERS = the number of cores (node:cluster), and the host over a
+    // socket whose endpoints answer a constant at once: what the host (HTTP, keys, ctx, log) costs
+    // without the socket's work.
     const multi = await startHost({ env: { HOST_WORKERS: String(WORKERS), AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' }, logToFile: true });
     children.push(multi);
-    try {
-      const multiUser = await multi.addUser('bench');
-      const multiLink = { ...load, url: `${multi.url}/aws-storage/user-upload-link/`, headers: { ...reqHeaders, 'x-user-key': multiUser.user_key } };
-      await measureHttp({ ...multiLink, durationS: WARM_S });
-      workersLoad = await measureHttp({ ...multiLink, durationS: LOAD_S });
-      log(`host, ${WORKERS} workers:       ${workersLoad.reqPerSec} req/s p50 ${workersLoad.p50Ms} ms p99 ${workersLoad.p99Ms} ms (${workersLoad.non2xx} non-2xx, ${workersLoad.errors} errors)`);
-    } finally {
-      await multi.stop();
-      children.splice(children.indexOf(multi), 1);
-      fs.rmSync(multi.dataDir, { recursive: true, force: true });
-    }
-
-    // The same host serving a socket whose endpoints answer a constant at once: what the host
-    // (HTTP, keys, ctx, log) costs without the socket's work, to tell the two apart.
     const noop = await startNoopHost(answerBytes);
     children.push(noop.host);
     try {
+      const multiUser = await multi.addUser('bench');
       const noopUser = await noop.host.addUser('bench');
-      const noopLink = { ...load, url: `${noop.host.url}/aws-storage/user-upload-link/`, headers: { ...reqHeaders, 'x-user-key': noopUser.user_key } };
-      await measureHttp({ ...noopLink, durationS: WARM_S });
-      noopLoad = await measureHttp({ ...noopLink, durationS: LOAD_S });
+      const targets = [
+        { name: 'bare', url: bare.url, headers: reqHeaders, runs: [] as HttpLoadResult[] },
+        { name: 'host', url: linkUrl, headers: reqHeaders, runs: [] as HttpLoadResult[] },
+        { name: 'workers', url: `${multi.url}/aws-storage/user-upload-link/`, headers: { ...reqHeaders, 'x-user-key': multiUser.user_key }, runs: [] as HttpLoadResult[] },
+        { name: 'noop', url: `${noop.host.url}/aws-storage/user-upload-link/`, headers: { ...reqHeaders, 'x-user-key': noopUser.user_key }, runs: [] as HttpLoadResult[] },
+      ];
+      for (const t of targets) await measureHttp({ ...load, url: t.url, headers: t.headers, durationS: WARM_S });
+      // Interleaved rounds, the median of each: the machine's speed drifts over a minute, and a
+      // ratio of two figures taken at different moments would carry that drift.
+      for (let r = 0; r < HTTP_ROUNDS; r++) {
+        for (const t of targets) t.runs.push(await measureHttp({ ...load, url: t.url, headers: t.headers, durationS: LOAD_S }));
+      }
+      [bareLoad, hostLoad, workersLoad, noopLoad] = targets.map((t) => medianRun(t.runs));
+      httpRounds = Object.fromEntries(targets.map((t) => [t.name, t.runs.map((x) => x.reqPerSec)]));
+      loads.afterHttp = loadAvg();
+      hostRss.end = readMem(pid).rss;
+      log(`host user-upload-link: ${hostLoad.reqPerSec} req/s p50 ${hostLoad.p50Ms} ms p99 ${hostLoad.p99Ms} ms (${hostLoad.non2xx} non-2xx, ${hostLoad.errors} errors)`);
+      log(`host, ${WORKERS} workers:       ${workersLoad.reqPerSec} req/s p50 ${workersLoad.p50Ms} ms p99 ${workersLoad.p99Ms} ms (${workersLoad.non2xx} non-2xx, ${workersLoad.errors} errors)`);
       log(`host, no-op endpoint:  ${noopLoad.reqPerSec} req/s p50 ${noopLoad.p50Ms} ms p99 ${noopLoad.p99Ms} ms`);
+      log(`bare node:http:        ${bareLoad.reqPerSec} req/s p50 ${bareLoad.p50Ms} ms p99 ${bareLoad.p99Ms} ms`);
+      log(`rounds (req/s): ${targets.map((t) => `${t.name} ${t.runs.map((x) => Math.round(x.reqPerSec)).join('/')}`).join(', ')}`);
     } finally {
+      await multi.stop();
+      fs.rmSync(multi.dataDir, { recursive: true, force: true });
       await noop.host.stop();
       fs.rmSync(noop.dir, { recursive: true, force: true });
       fs.rmSync(noop.host.dataDir, { recursive: true, force: true });
@@ -290,7 +290,7 @@ async function main(): Promise<void> {
     durationS: round((Date.now() - t0) / 1000, 1),
     rows,
     makeLinks: { presign: presignRows, linksChecked, scaling },
-    host: { userUploadLink: hostLoad, bare: bareLoad, workers: WORKERS, userUploadLinkWorkers: workersLoad, noopEndpoint: noopLoad, answerBytes, rss: hostRss },
+    host: { rounds: httpRounds, userUploadLink: hostLoad, bare: bareLoad, workers: WORKERS, userUploadLinkWorkers: workersLoad, noopEndpoint: noopLoad, answerBytes, rss: hostRss },
     uploads: uploads.map(({ answer: _a, ...u }) => u),
     errors,
   };
@@ -300,6 +300,12 @@ async function main(): Promise<void> {
   log(`written ${path.relative(process.cwd(), path.join(dir, 'bench.json')) || 'bench-results/bench.json'}`);
   clearTimeout(watchdog);
   if (Object.keys(errors).length) process.exitCode = 1;
+}
+
+/** The run with the median request rate (its latencies come with it). */
+function medianRun(runs: HttpLoadResult[]): HttpLoadResult {
+  const sorted = [...runs].sort((x, y) => x.reqPerSec - y.reqPerSec);
+  return sorted[(sorted.length - 1) >> 1];
 }
 
 /** A host over a throwaway socket (this socket.yml) whose every endpoint answers `bytes` of constant JSON. */
