@@ -5,7 +5,7 @@ import { toStorageError } from './lib/errors';
 import { endpoint } from './lib/handler';
 import { adminKey } from './lib/names';
 import { downloadDisposition, linkExpiry } from './lib/operations';
-import { ensureBucket, headObject, mapLimit, readLink } from './lib/storage';
+import { ensureBucket, headObject, mapLimit, readUrl } from './lib/storage';
 
 const MAX_KEYS = 1000;
 const MAX_ECHO = 1024;
@@ -45,7 +45,7 @@ export default endpoint({
       : undefined;
     valid.forEach((key, i) => {
       if (found && !found[i]) return;
-      files[key] = readLink(store, key, expiresIn, downloadDisposition(key, args.download)).link;
+      files[key] = readUrl(store, key, expiresIn, downloadDisposition(key, args.download));
     });
     return { body: { files, errors } };
   },

@@ -5,6 +5,7 @@ export const MAX_KEY_BYTES = 1024;
 
 // U+0000–U+001F and U+007F (SPEC §3), and the backslash some stores and clients treat as a separator.
 const FORBIDDEN_CHARACTER = /[\u0000-\u001f\u007f\\]/;
+const PLAIN_ASCII = /^[\u0020-\u005b\u005d-\u007e]*$/;
 
 /**
  * The one place for the name rules of SPEC §3. Returns the NFC form of a valid name, or throws a
@@ -15,17 +16,20 @@ export function checkName(value: unknown, prefix = '', field = 'name'): string {
   if (typeof value !== 'string') throw invalidArgument(`${field} must be a string`);
   if (value.length === 0) throw invalidArgument(`${field} must not be empty`);
   if (value.length > MAX_KEY_BYTES) throw invalidArgument(`${field} is longer than ${MAX_KEY_BYTES} bytes`);
+  // Printable ASCII but the backslash (most names): already NFC, well formed, one byte a character.
+  const plain = PLAIN_ASCII.test(value);
   // A lone surrogate would be written as U+FFFD, so two different names could share one key.
-  if (!value.isWellFormed()) throw invalidArgument(`${field} is not well-formed Unicode`);
-  const name = value.normalize('NFC');
-  if (FORBIDDEN_CHARACTER.test(name)) {
+  if (!plain && !value.isWellFormed()) throw invalidArgument(`${field} is not well-formed Unicode`);
+  const name = plain ? value : value.normalize('NFC');
+  if (!plain && FORBIDDEN_CHARACTER.test(name)) {
     throw invalidArgument(`${field} must not contain control characters or a backslash`);
   }
   for (const segment of name.split('/')) {
     if (segment === '') throw invalidArgument(`${field} must not start or end with "/" or contain "//"`);
     if (segment === '.' || segment === '..') throw invalidArgument(`${field} must not contain "." or ".." segments`);
   }
-  if (Buffer.byteLength(prefix + name, 'utf8') > MAX_KEY_BYTES) {
+  const bytes = plain ? Buffer.byteLength(prefix, 'utf8') + name.length : Buffer.byteLength(prefix + name, 'utf8');
+  if (bytes > MAX_KEY_BYTES) {
     throw invalidArgument(`${field} makes a key longer than ${MAX_KEY_BYTES} bytes`);
   }
   return name;

@@ -159,8 +159,13 @@ function expiresAt(expiresIn: number): string {
 }
 
 export function readLink(store: Store, key: string, expiresIn: number, disposition?: string): Link {
+  return { link: readUrl(store, key, expiresIn, disposition), expiresAt: expiresAt(expiresIn) };
+}
+
+/** A read link alone (make-links answers with links only). */
+export function readUrl(store: Store, key: string, expiresIn: number, disposition?: string): string {
   const query = disposition ? { 'response-content-disposition': disposition } : undefined;
-  return { link: store.presign({ method: 'GET', key, expiresIn, query }), expiresAt: expiresAt(expiresIn) };
+  return store.presign({ method: 'GET', key, expiresIn, query });
 }
 
 export interface UploadLink extends Link {
