@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
+import { DEFAULT_MAX_FILE_SIZE } from '../../src/lib/defaults';
 
-export const DEFAULT_MAX_FILE_SIZE = 52_428_800;
 
 export interface HostSettings {
   port: number;

@@ -3,6 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { keyDigest as hashKey } from './admin-key';
 
 export interface User {
   id: number;
@@ -20,8 +21,6 @@ export class UsernameTakenError extends Error {
   }
 }
 export class InvalidUsernameError extends Error {}
-
-import { keyDigest as hashKey } from './admin-key';
 
 export function validUsername(username: unknown): username is string {
   return (
@@ -70,17 +69,10 @@ export class UserStore {
   }
 
   /**
-   * The user a key belongs to. The lookup is by the key's SHA-256 (an index lookup on a hash reveals
-   * nothing usable about the key); the stored hash is then compared in constant time.
-   */
-  findByKey(key: string): User | undefined {
-    return this.findByDigest(hashKey(key));
-  }
-
-  /**
-   * As findByKey, for a caller that already holds the key's SHA-256. Found users are remembered (a
-   * bounded map): users are never removed or re-keyed, and a miss always asks the database, so a user
-   * another host created is found at once.
+   * The user whose key has this SHA-256. The lookup is by the hash (an index lookup on a hash reveals
+   * nothing usable about the key); the stored hash is then compared in constant time. Found users are
+   * remembered (a bounded map): users are never removed or re-keyed, and a miss always asks the
+   * database, so a user another host created is found at once.
    */
   findByDigest(h: Buffer): User | undefined {
     const cacheKey = h.toString('base64');

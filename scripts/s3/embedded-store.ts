@@ -9,6 +9,7 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import type { Server, IncomingMessage, ServerResponse } from 'http';
+import { DEFAULT_REGION, EMBEDDED_ACCESS_KEY_ID, EMBEDDED_SECRET_ACCESS_KEY } from '../../src/lib/defaults';
 
 // s3rver ships no types: describe the little we use.
 interface S3rverStore {
@@ -57,10 +58,10 @@ export interface EmbeddedStoreOptions {
 }
 
 /** The store's default credentials (SPEC §5: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY defaults). */
-export const EMBEDDED_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+export const EMBEDDED_CREDENTIALS = { accessKeyId: EMBEDDED_ACCESS_KEY_ID, secretAccessKey: EMBEDDED_SECRET_ACCESS_KEY } as const;
 
 /** s3rver checks signatures for whatever region the client signed with; this is the one we report. */
-export const EMBEDDED_REGION = 'eu-central-1';
+export const EMBEDDED_REGION = DEFAULT_REGION;
 
 /** CORS for buckets without a configuration of their own: browsers may GET/PUT/POST/HEAD from anywhere. */
 export const DEFAULT_CORS_XML = [

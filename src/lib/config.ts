@@ -1,15 +1,11 @@
 import { z } from 'zod';
+import { DEFAULT_MAX_FILE_SIZE, DEFAULT_REGION, defaultBucket, EMBEDDED_ACCESS_KEY_ID, EMBEDDED_SECRET_ACCESS_KEY } from './defaults';
 import { StorageError } from './errors';
 
 export const MAX_EXPIRE = 604_800; // seven days: SigV4's limit on a presigned URL
 export const DEFAULT_LINK_EXPIRE = 900;
 export const DEFAULT_MAKE_LINKS_EXPIRE = 3600;
-export const DEFAULT_MAX_FILE_SIZE = 52_428_800;
 export const DEFAULT_TIMEOUT_MS = 5000;
-
-/** The embedded store's credentials: the default of SPEC §5, so `npm start` needs no account. */
-export const EMBEDDED_ACCESS_KEY_ID = 'S3RVER';
-export const EMBEDDED_SECRET_ACCESS_KEY = 'S3RVER';
 
 export interface StorageConfig {
   accessKeyId: string;
@@ -41,20 +37,18 @@ const flag = z.preprocess((v) => {
   return v;
 }, z.boolean().optional());
 
+const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const regionName = text.pipe(z.string().regex(/^[a-z0-9-]{1,32}$/, 'must be a region name like eu-central-1').optional());
+
 const CONTENT_TYPE_PATTERN = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)$/;
 
 const schema = z.object({
   AWS_ACCESS_KEY_ID: text,
   AWS_SECRET_ACCESS_KEY: text,
   AWS_SESSION_TOKEN: text,
-  AWS_REGION: text.pipe(z.string().regex(/^[a-z0-9-]{1,32}$/, 'must be a region name like eu-central-1').optional()),
-  REGION: text.pipe(z.string().regex(/^[a-z0-9-]{1,32}$/, 'must be a region name like eu-central-1').optional()),
-  AWS_BUCKET: text.pipe(
-    z
-      .string()
-      .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name (3-63 of a-z, 0-9, ".", "-")')
-      .optional(),
-  ),
+  AWS_REGION: regionName,
+  REGION: regionName,
+  AWS_BUCKET: text.pipe(z.string().regex(BUCKET_NAME, 'must be an S3 bucket name (3-63 of a-z, 0-9, ".", "-")').optional()),
   AWS_S3_ENDPOINT: text.pipe(
     z
       .string()
@@ -85,7 +79,7 @@ export function parseConfig(raw: unknown, instance: unknown): StorageConfig {
     accessKeyId: c.AWS_ACCESS_KEY_ID ?? EMBEDDED_ACCESS_KEY_ID,
     secretAccessKey: c.AWS_SECRET_ACCESS_KEY ?? EMBEDDED_SECRET_ACCESS_KEY,
     sessionToken: c.AWS_SESSION_TOKEN,
-    region: c.AWS_REGION ?? c.REGION ?? 'eu-central-1',
+    region: c.AWS_REGION ?? c.REGION ?? DEFAULT_REGION,
     bucket,
     endpoint,
     forcePathStyle: c.AWS_S3_FORCE_PATH_STYLE ?? Boolean(endpoint),
@@ -97,8 +91,8 @@ export function parseConfig(raw: unknown, instance: unknown): StorageConfig {
 }
 
 function bucketForInstance(instance: unknown): string {
-  const name = typeof instance === 'string' ? `${instance.toLowerCase()}-bucket` : '';
-  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name)) {
+  const name = typeof instance === 'string' ? defaultBucket(instance) : '';
+  if (!BUCKET_NAME.test(name)) {
     throw new StorageError('not_configured', 'configuration option AWS_BUCKET is required (no instance name to derive it from)');
   }
   return name;

@@ -36,12 +36,16 @@ export class StorageError extends Error {
 
 export const invalidArgument = (message: string) => new StorageError('invalid_argument', message);
 
+/** The HTTP status of an AWS SDK error, if it carries one. */
+export function httpStatus(err: unknown): number | undefined {
+  return (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+}
+
 /** S3 error names that mean "there is no such object". */
 const MISSING = new Set(['NoSuchKey', 'NotFound', 'NoSuchBucket']);
 
 export function isMissingObject(err: unknown): boolean {
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return MISSING.has(e?.name ?? '') || e?.$metadata?.httpStatusCode === 404;
+  return MISSING.has((err as { name?: string } | undefined)?.name ?? '') || httpStatus(err) === 404;
 }
 
 /**

@@ -15,7 +15,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { parseConfig, type StorageConfig } from './config';
-import { isMissingObject, StorageError, toStorageError } from './errors';
+import { httpStatus, isMissingObject, StorageError, toStorageError } from './errors';
 import { createPresigner, type PresignRequest } from './presign';
 
 export interface Store {
@@ -77,8 +77,7 @@ async function send<T>(store: Store, call: (client: S3Client, options: { abortSi
     return await call(store.client, { abortSignal: AbortSignal.timeout(store.config.timeoutMs) });
   } catch (err) {
     // Not-found and 400 answers go up as they are: callers tell a missing or refused key from a failing store.
-    const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-    throw err instanceof StorageError || isMissingObject(err) || status === 400 ? err : toStorageError(err);
+    throw err instanceof StorageError || isMissingObject(err) || httpStatus(err) === 400 ? err : toStorageError(err);
   }
 }
 
@@ -222,7 +221,7 @@ export async function headObject(store: Store, key: string, name = key): Promise
   } catch (err) {
     if (isMissingObject(err)) throw new StorageError('not_found', `file not found: ${name}`);
     // HEAD answers carry no error body: a 400 on an object of a bucket that answered is the key refused.
-    if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 400) {
+    if (httpStatus(err) === 400) {
       throw new StorageError('invalid_argument', 'the store refused this name');
     }
     throw err;
