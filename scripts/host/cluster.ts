@@ -5,7 +5,7 @@ import cluster, { type Worker } from 'node:cluster';
 import fs from 'node:fs';
 import net from 'node:net';
 import { loadAdminKey, type AdminKeySource } from './admin-key';
-import type { HostSettings } from './env';
+import { listenUrl, type HostSettings } from './env';
 import { UserStore } from './users';
 
 interface PrimaryDeps {
@@ -43,7 +43,7 @@ export async function runPrimary(settings: HostSettings, deps: PrimaryDeps): Pro
     Object.assign(env, store.env);
     closeStore = store.close;
   } else {
-    say(`store: ${process.env.AWS_S3_ENDPOINT} (external), bucket ${process.env.AWS_BUCKET || `${settings.instance}-bucket`}`);
+    say(`store: ${process.env.AWS_S3_ENDPOINT} (external), bucket ${settings.bucket}`);
   }
   const port = settings.port === 0 ? await freePort(settings.host) : settings.port;
   env.PORT = String(port);
@@ -76,9 +76,7 @@ export async function runPrimary(settings: HostSettings, deps: PrimaryDeps): Pro
     throw err;
   });
 
-  const tls = Boolean(settings.tlsCert && settings.tlsKey);
-  const shownHost = settings.host.includes(':') ? `[${settings.host}]` : settings.host;
-  say(`host listening on ${tls ? 'https' : 'http'}://${shownHost}:${port}`);
+  say(`host listening on ${listenUrl(settings, port)}`);
   say(`instance ${settings.instance}, ${settings.workers} workers (pids ${workers.map((w) => w.process.pid).join(', ')})`);
   deps.sayAdminKey(admin);
 

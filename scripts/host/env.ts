@@ -3,13 +3,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { DEFAULT_MAX_FILE_SIZE } from '../../src/lib/defaults';
+import { DEFAULT_MAX_FILE_SIZE, defaultBucket } from '../../src/lib/defaults';
 
 
 export interface HostSettings {
   port: number;
   host: string;
   instance: string;
+  /** AWS_BUCKET, else the instance's bucket as the socket derives it */
+  bucket: string;
   dataDir: string;
   s3Port: number;
   adminKey?: string;
@@ -46,6 +48,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): HostSettings
     port: intEnv(env, 'PORT', 8080, 0, 65535),
     host: env.HOST || '127.0.0.1',
     instance,
+    bucket: env.AWS_BUCKET || defaultBucket(instance),
     dataDir: path.resolve(env.DATA_DIR || './.data'),
     s3Port: intEnv(env, 'S3_PORT', 4569, 0, 65535),
     adminKey: env.ADMIN_KEY || undefined,
@@ -58,6 +61,12 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): HostSettings
     shutdownTimeoutMs: intEnv(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0),
     workers: env.HOST_WORKERS === 'auto' ? os.availableParallelism() : intEnv(env, 'HOST_WORKERS', 1, 1, 64),
   };
+}
+
+/** The URL the host answers on, as it prints it. */
+export function listenUrl(settings: HostSettings, port: number): string {
+  const host = settings.host.includes(':') ? `[${settings.host}]` : settings.host;
+  return `${settings.tlsCert && settings.tlsKey ? 'https' : 'http'}://${host}:${port}`;
 }
 
 export interface EndpointMeta {

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadAdminKey, type AdminKeySource } from './admin-key';
 import { runPrimary } from './cluster';
-import { bodyLimitFor, readSettings, socketConfigFromEnv, type HostSettings } from './env';
+import { bodyLimitFor, listenUrl, readSettings, socketConfigFromEnv, type HostSettings } from './env';
 import { createHostServer } from './server';
 import { loadSocket } from './socket';
 import { UserStore } from './users';
@@ -22,7 +22,7 @@ const say = (line: string) => process.stdout.write(`aws-storage ${line}\n`);
  * files in DATA_DIR/s3. Resolves with the options that point the socket at it, and its closer.
  */
 async function startStore(settings: HostSettings, region: unknown): Promise<{ env: Record<string, string>; close: Closer }> {
-  const bucket = process.env.AWS_BUCKET || `${settings.instance}-bucket`;
+  const { bucket } = settings;
   const { EMBEDDED_CREDENTIALS } = await import('../s3/embedded-store');
   const { startEmbeddedStoreThread } = await import('../s3/store-worker');
   const accessKeyId = process.env.AWS_ACCESS_KEY_ID || EMBEDDED_CREDENTIALS.accessKeyId;
@@ -82,7 +82,7 @@ async function main(): Promise<void> {
     closers.unshift(store.close);
     Object.assign(config, store.env);
   } else {
-    tell(`store: ${process.env.AWS_S3_ENDPOINT} (external), bucket ${process.env.AWS_BUCKET || `${settings.instance}-bucket`}`);
+    tell(`store: ${process.env.AWS_S3_ENDPOINT} (external), bucket ${settings.bucket}`);
   }
 
   // checkStore is loaded when first needed, so that a broken storage module shows as 503, not a crash.
@@ -110,8 +110,7 @@ async function main(): Promise<void> {
   });
   const port = await host.listen(settings.port, settings.host);
 
-  const shownHost = settings.host.includes(':') ? `[${settings.host}]` : settings.host;
-  tell(`host listening on ${tls ? 'https' : 'http'}://${shownHost}:${port}`);
+  tell(`host listening on ${listenUrl(settings, port)}`);
   tell(`instance ${settings.instance}, socket ${socket.definition.name}, ${socket.endpoints.size} endpoints`);
   if (!quiet) sayAdminKey(admin);
 

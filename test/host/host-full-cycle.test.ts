@@ -277,3 +277,20 @@ test('restart: files and users survive SIGTERM and a new start on the same DATA_
   for (const secret of [carol.user_key, dave.user_key, adminKey]) expect(logs).not.toContain(secret);
   expect(logs).not.toMatch(/X-Amz-Signature=/i);
 });
+
+test('an instance name in capitals: the host and the socket agree on its bucket', async () => {
+  const demo = await startHost({ env: { INSTANCE: 'Demo' } });
+  try {
+    if (!process.env.AWS_BUCKET) expect(demo.bucket).toBe('demo-bucket');
+    const user = await demo.addUser('demo-user');
+    const headers = { 'content-type': 'application/json', 'x-user-key': user.user_key };
+    const up = await fetch(`${demo.url}/aws-storage/user-upload/`, { method: 'POST', headers, body: JSON.stringify({ name: `demo-${run}.txt`, file: Buffer.from('demo').toString('base64') }) });
+    expect(up.status).toBe(200);
+    const read = await fetch(`${demo.url}/aws-storage/user-read/`, { method: 'POST', headers, body: JSON.stringify({ name: `demo-${run}.txt` }) });
+    expect(read.status).toBe(200);
+    expect((await getBytes((await read.json()).link)).toString()).toBe('demo');
+  } finally {
+    expect(await demo.stop()).toBe(0);
+    fs.rmSync(demo.dataDir, { recursive: true, force: true });
+  }
+});
