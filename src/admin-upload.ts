@@ -6,7 +6,7 @@ import { uploadBase64 } from './lib/operations';
 
 export default endpoint({
   access: 'admin',
-  args: z.object({ name: arg.name, file: z.string({ error: 'must be a base64 string' }), contentType: arg.contentType }),
+  args: z.object({ name: arg.name, file: arg.file, contentType: arg.contentType }),
   run: async ({ args, store }) => ({
     body: await uploadBase64(store, adminKey(args.name), args),
   }),

@@ -8,6 +8,9 @@ const fromQueryBoolean = (v: unknown) => (v === 'true' ? true : v === 'false' ? 
 /** A name is checked by the name rules (names.ts) where the key is built; here only its type. */
 export const name = z.string({ error: 'must be a string' });
 
+/** A base64 upload's bytes (or a base64 data: URL); decoded and checked in operations.ts. */
+export const file = z.string({ error: 'must be a base64 string' });
+
 export const expiresIn = z.preprocess(
   fromQueryInteger,
   z.number({ error: 'must be a whole number of seconds' }).int().min(1).max(MAX_EXPIRE).optional(),
