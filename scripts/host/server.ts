@@ -113,6 +113,8 @@ export function createHostServer(deps: ServerDeps): HostServer {
   // Every call gets this one object; frozen so that no handler can change another call's config.
   const config = Object.freeze({ ...deps.config });
   const socketName = deps.socket.definition.name;
+  // The page's folder, resolved once; every file served must resolve inside it.
+  const publicRoot = deps.publicDir && fs.existsSync(deps.publicDir) ? fs.realpathSync(deps.publicDir) : undefined;
   let inFlight = 0;
   let closing = false;
   const idleWaiters: Array<() => void> = [];
@@ -140,14 +142,13 @@ export function createHostServer(deps: ServerDeps): HostServer {
     return { kind: 'static' };
   }
 
-  function send(res: http.ServerResponse, a: HandlerAnswer, extra?: Record<string, string>): void {
+  function send(res: http.ServerResponse, a: HandlerAnswer): void {
     if (res.headersSent) {
       res.end();
       return;
     }
     const headers: Record<string, string | number> = { ...BASE_HEADERS };
     for (const k in a.headers) headers[k] = a.headers[k];
-    if (extra) for (const k in extra) headers[k] = extra[k];
     headers['Content-Type'] = a.contentType;
     headers['Content-Length'] = a.body.length;
     if (closing) headers.Connection = 'close';
@@ -236,10 +237,9 @@ export function createHostServer(deps: ServerDeps): HostServer {
     }
   }
 
-  function serveStatic(res: http.ServerResponse, pathname: string): HandlerAnswer | 'sent' {
+  function serveStatic(pathname: string): HandlerAnswer {
     const notFound = errorAnswer(404, 'not_found', 'no such route');
-    const root = deps.publicDir;
-    if (!root || !fs.existsSync(root)) return notFound;
+    if (!publicRoot) return notFound;
     let rel: string;
     try {
       rel = decodeURIComponent(pathname);
@@ -248,27 +248,24 @@ export function createHostServer(deps: ServerDeps): HostServer {
     }
     if (rel.includes('\0') || rel.includes('\\')) return notFound;
     if (rel.endsWith('/')) rel += 'index.html';
-    const rootReal = fs.realpathSync(root);
-    const file = path.resolve(rootReal, '.' + path.posix.normalize('/' + rel));
-    if (file !== rootReal && !file.startsWith(rootReal + path.sep)) return notFound;
+    const file = path.resolve(publicRoot, '.' + path.posix.normalize('/' + rel));
+    if (file !== publicRoot && !file.startsWith(publicRoot + path.sep)) return notFound;
     let real: string;
     try {
       real = fs.realpathSync(file);
-      if (!real.startsWith(rootReal + path.sep) || !fs.statSync(real).isFile()) return notFound;
+      if (!real.startsWith(publicRoot + path.sep) || !fs.statSync(real).isFile()) return notFound;
     } catch {
       return notFound;
     }
-    const body = fs.readFileSync(real);
-    send(res, {
+    return {
       status: 200,
-      body,
+      body: fs.readFileSync(real),
       contentType: STATIC_TYPES[path.extname(real).toLowerCase()] ?? 'application/octet-stream',
       headers: { 'Cache-Control': 'no-cache' },
-    }, { 'Cache-Control': 'no-cache' });
-    return 'sent';
+    };
   }
 
-  async function dispatch(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<HandlerAnswer | 'sent'> {
+  async function dispatch(req: http.IncomingMessage, url: URL): Promise<HandlerAnswer> {
     const method = req.method ?? 'GET';
     const r = route(url.pathname);
     const allowed =
@@ -282,10 +279,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
     if (!allowed.includes(method)) {
       return { ...errorAnswer(405, 'method_not_allowed', `${method} is not allowed here`), headers: { Allow: allowed.join(', ') } };
     }
-    if (method === 'OPTIONS') {
-      send(res, { status: 204, body: Buffer.alloc(0), contentType: 'text/plain', headers: PREFLIGHT_HEADERS });
-      return 'sent';
-    }
+    if (method === 'OPTIONS') return { status: 204, body: Buffer.alloc(0), contentType: 'text/plain', headers: PREFLIGHT_HEADERS };
     switch (r.kind) {
       case 'health':
         return handleHealth();
@@ -294,7 +288,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
       case 'endpoint':
         return handleEndpoint(req, url, r.endpoint);
       case 'static':
-        return serveStatic(res, url.pathname);
+        return serveStatic(url.pathname);
     }
   }
 
@@ -316,15 +310,13 @@ export function createHostServer(deps: ServerDeps): HostServer {
       send(res, errorAnswer(400, 'invalid_argument', 'malformed request URL'));
       return;
     }
-    dispatch(req, res, url).then(
-      (a) => {
-        if (a !== 'sent') send(res, a);
-      },
+    dispatch(req, url).then(
+      (a) => send(res, a),
       (err) => {
         if (err instanceof HttpError) {
           if (err.status === 413) {
             // Answer now, then stop reading: drain what the client still sends (bounded), then close.
-            send(res, errorAnswer(413, err.code, err.message), { Connection: 'close' });
+            send(res, { ...errorAnswer(413, err.code, err.message), headers: { Connection: 'close' } });
             req.resume();
             const t = setTimeout(() => req.socket.destroy(), 5_000);
             t.unref();
