@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { keyDigest as hashKey } from './admin-key';
+import { digestsEqual, keyDigest as hashKey } from './admin-key';
 
 export interface User {
   id: number;
@@ -79,7 +79,7 @@ export class UserStore {
     const cached = this.known.get(cacheKey);
     if (cached) return cached;
     const row = this.byHash.get(h);
-    if (!row || !crypto.timingSafeEqual(Buffer.from(row.key_hash), h)) return undefined;
+    if (!row || !digestsEqual(Buffer.from(row.key_hash), h)) return undefined;
     const user = { id: row.id, username: row.username };
     if (this.known.size >= MAX_KNOWN_USERS) this.known.delete(this.known.keys().next().value as string);
     this.known.set(cacheKey, user);
