@@ -310,7 +310,7 @@ export function postJson(
   headers: Record<string, string>,
   agent: http.Agent,
   timeoutMs = 60_000,
-): Promise<{ status: number; body: any }> {
+): Promise<{ status: number; body: any; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       url,
@@ -320,11 +320,13 @@ export function postJson(
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown = text;
           try {
-            resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) });
+            parsed = JSON.parse(text);
           } catch {
-            resolve({ status: res.statusCode ?? 0, body: text });
+            /* not JSON: the text as it came */
           }
+          resolve({ status: res.statusCode ?? 0, body: parsed, headers: res.headers });
         });
         res.on('error', reject);
       },
@@ -357,6 +359,13 @@ export interface UploadResult {
   hwmGrowthBytes: number | null;
   /** peak RSS growth of the same (store-holding) process during the direct puts alone, bytes: the store's share */
   directRssGrowthBytes: number;
+  /**
+   * Peak RSS growth over a second series, once the host has served this size (its heap grown to the
+   * working size): what each further upload costs, bytes
+   */
+  steadyRssGrowthBytes: number;
+  /** medians of the host's Server-Timing phases over the first series: body read, parse, handler (decode + put), ms */
+  hostPhasesMs: { read: number; parse: number; handler: number };
   rounds: number;
   /** the last host answer (key, size, etag, link) */
   answer: { key: string; size: number; etag: string; link: string };
@@ -382,9 +391,13 @@ export async function measureUpload(
   const client =
     opts.client ??
     storeClient(target.s3);
+  const phases: Record<'read' | 'parse' | 'handler', number[]> = { read: [], parse: [], handler: [] };
   const viaHost = async () => {
     const r = await postJson(url, body, { 'x-user-key': target.userKey }, agent);
     if (r.status !== 200 || r.body?.size !== opts.bytes) throw new Error(`user-upload answered ${r.status}: ${JSON.stringify(r.body).slice(0, 300)}`);
+    for (const m of String(r.headers['server-timing'] ?? '').matchAll(/(read|parse|handler);dur=([\d.]+)/g)) {
+      phases[m[1] as keyof typeof phases].push(Number(m[2]));
+    }
     return r.body as UploadResult['answer'];
   };
   const direct = async (i: number) => {
@@ -395,6 +408,7 @@ export async function measureUpload(
     // warm-up: one of each (opens connections, loads the handler's paths)
     await viaHost();
     await direct(0);
+    for (const list of Object.values(phases)) list.length = 0; // the warm-up's phases are not the figure
     const before = readMem(target.hostPid).rss;
     const reset = resetPeak(target.hostPid);
     const hostSamples: number[] = [];
@@ -417,6 +431,13 @@ export async function measureUpload(
       if (Date.now() - start > budgetMs && r >= 2) break;
     }
     const after = readMem(target.hostPid);
+    const firstPhases = { read: median(phases.read), parse: median(phases.parse), handler: median(phases.handler) };
+    // The same again on a host that has now served this size: the growth each further upload costs.
+    const steadyBefore = readMem(target.hostPid).rss;
+    let steadyPeak = steadyBefore;
+    for (let r = 0; r < hostSamples.length; r++) {
+      steadyPeak = Math.max(steadyPeak, (await withRssPeak(target.hostPid, viaHost)).peakRss);
+    }
     const hostMs = median(hostSamples);
     const directMs = median(directSamples);
     const growth = Math.max(0, peak - before);
@@ -429,6 +450,8 @@ export async function measureUpload(
       rssGrowthRatio: round(growth / opts.bytes, 2),
       hwmGrowthBytes: reset ? Math.max(0, after.hwm - before) : null,
       directRssGrowthBytes: Math.max(0, directPeak),
+      steadyRssGrowthBytes: Math.max(0, steadyPeak - steadyBefore),
+      hostPhasesMs: { read: round(firstPhases.read, 1), parse: round(firstPhases.parse, 1), handler: round(firstPhases.handler, 1) },
       rounds: hostSamples.length,
       answer: answer!,
       hostSamplesMs: hostSamples.map((x) => round(x, 2)),

@@ -94,6 +94,20 @@ function batchedStdout(): { log: (line: string) => void; flush: () => void } {
   };
 }
 
+/** How long a call spent receiving its body and parsing its arguments, in ms. */
+interface Phases {
+  read: number;
+  parse: number;
+}
+
+/**
+ * Server-Timing (shown by browsers' developer tools): where an endpoint call's time went, so a slow
+ * upload can be told apart as the client's sending (read), argument parsing, or the handler and S3.
+ */
+function serverTiming(p: Phases, handlerMs: number): string {
+  return `read;dur=${p.read.toFixed(1)}, parse;dur=${p.parse.toFixed(1)}, handler;dur=${handlerMs.toFixed(1)}`;
+}
+
 /** ISO time of the current millisecond, made once per millisecond however many lines share it. */
 let isoMs = 0;
 let isoText = '';
@@ -180,14 +194,22 @@ export function createHostServer(deps: ServerDeps): HostServer {
     return { user, admin };
   }
 
-  async function readCall(req: http.IncomingMessage, url: URL): Promise<CallInput> {
+  async function readCall(req: http.IncomingMessage, url: URL, phases?: Phases): Promise<CallInput> {
+    const start = performance.now();
     const body = await readBody(req, deps.bodyLimit);
+    const read = performance.now();
     // No query string (the usual call): no URLSearchParams at all.
-    return collectCall(req, url.search ? url.searchParams : undefined, parseBody(body, req.headers['content-type']));
+    const call = collectCall(req, url.search ? url.searchParams : undefined, parseBody(body, req.headers['content-type']));
+    if (phases) {
+      phases.read = read - start;
+      phases.parse = performance.now() - read;
+    }
+    return call;
   }
 
   async function handleEndpoint(req: http.IncomingMessage, url: URL, endpoint: string): Promise<HandlerAnswer> {
-    const call = await readCall(req, url);
+    const phases: Phases = { read: 0, parse: 0 };
+    const call = await readCall(req, url, phases);
     const { user, admin } = authenticate(call);
     const ep = deps.socket.endpoints.get(endpoint)!;
     if (ep.metadata.private === true && !admin) {
@@ -207,11 +229,14 @@ export function createHostServer(deps: ServerDeps): HostServer {
     if (user) meta.user = { id: user.id, username: user.username, user_key: user.user_key };
     if (admin) meta.admin = { id: 1, email: `admin@${deps.instance}` };
     const ctx = { args: call.args, meta, config };
-    return invokeHandler(ep.handler, ctx, {
+    const handlerStart = performance.now();
+    const answer = await invokeHandler(ep.handler, ctx, {
       timeoutMs: deps.handlerTimeoutMs,
       graceMs: deps.handlerGraceMs,
       onError: (err) => log(`error in ${socketName}/${endpoint}: ${(err as Error)?.stack ?? String(err)}`),
     });
+    answer.headers['Server-Timing'] ??= serverTiming(phases, performance.now() - handlerStart);
+    return answer;
   }
 
   async function handleUsers(req: http.IncomingMessage, url: URL): Promise<HandlerAnswer> {

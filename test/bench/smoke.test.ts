@@ -128,6 +128,11 @@ describe('bench smoke: host', () => {
     expect(u.hostMs).toBeGreaterThan(0);
     expect(u.directMs).toBeGreaterThan(0);
     expect(u.rssGrowthBytes).toBeGreaterThanOrEqual(0);
+    expect(u.steadyRssGrowthBytes).toBeGreaterThanOrEqual(0);
+    // the host's Server-Timing phases came back and were read: the handler (decode + put) takes time
+    expect(u.hostPhasesMs.handler).toBeGreaterThan(0);
+    expect(u.hostPhasesMs.read).toBeGreaterThanOrEqual(0);
+    expect(u.hostPhasesMs.handler).toBeLessThanOrEqual(u.hostMs);
     const res = await fetch(u.answer.link);
     expect(res.status).toBe(200);
     expect((await res.arrayBuffer()).byteLength).toBe(64 * 1024);

@@ -263,6 +263,21 @@ describe('handlers', () => {
     // the host is still fine
     expect((await call('/aws-storage/echo/')).status).toBe(200);
   });
+
+  test('Server-Timing says where a call spent its time: reading the body, parsing it, the handler', async () => {
+    const timing = (h: Headers) =>
+      Object.fromEntries([...String(h.get('server-timing')).matchAll(/(\w+);dur=(\d+\.\d)/g)].map((m) => [m[1], Number(m[2])]));
+    const slow = await call('/aws-storage/slowok/', json({ ms: 300 }));
+    expect(slow.status).toBe(200);
+    const t = timing(slow.headers);
+    expect(Object.keys(t)).toEqual(['read', 'parse', 'handler']);
+    expect(t.handler).toBeGreaterThanOrEqual(290);
+    expect(t.read + t.parse).toBeLessThan(t.handler);
+    // on error answers too (a 504 spent its time in the handler)
+    const hung = await call('/aws-storage/hangs/');
+    expect(hung.status).toBe(504);
+    expect(timing(hung.headers).handler).toBeGreaterThanOrEqual(1400);
+  });
 });
 
 describe('body limit', () => {
