@@ -61,6 +61,19 @@ function sendName(transport: Transport, param: string, name: string) {
   return transport === 'raw' ? { raw: { [param]: name } } : { args: { [param]: name } };
 }
 
+/** PUTs `bytes` through an upload link's answer; the store must take them, and they must land at its key. */
+async function putThroughLink(where: string, answer: { link: string; headers: Record<string, string>; key: string }, bytes: Buffer<ArrayBuffer>) {
+  const put = await h.fetchLink(answer.link, { method: 'PUT', headers: answer.headers, body: bytes });
+  requests++;
+  if (put.status !== 200) {
+    problem(`${where} PUT link`, `the store answered ${put.status}: ${put.text.slice(0, 200)}`);
+    return;
+  }
+  expected.set(answer.key, md5(bytes));
+  const stored = await h.read(answer.key);
+  if (!stored || md5(stored) !== md5(bytes)) problem(`${where} PUT link`, `the upload did not land at ${answer.key}`);
+}
+
 async function userRound(user: User, hn: HostileName, transport: Transport, nonce: string) {
   const prefix = `${user.id}/`;
   const where = `${user.username} ${transport} "${hn.label}"`;
@@ -109,17 +122,7 @@ async function userRound(user: User, hn: HostileName, transport: Transport, nonc
   if (linkName !== undefined) {
     if (link.status !== 200) problem(`${where} user-upload-link`, 'a valid name was not answered 200', link);
     else if (link.body.key !== prefix + linkName) problem(`${where} user-upload-link`, `key ${JSON.stringify(link.body.key)} is not ${prefix}<name>`, link);
-    else {
-      const bytes = Buffer.from(`link ${nonce} ${user.username} ${hn.label}`);
-      const put = await h.fetchLink(link.body.link, { method: 'PUT', headers: link.body.headers, body: bytes });
-      requests++;
-      if (put.status !== 200) problem(`${where} PUT link`, `the store answered ${put.status}: ${put.text.slice(0, 200)}`);
-      else {
-        expected.set(link.body.key, md5(bytes));
-        const stored = await h.read(link.body.key);
-        if (!stored || md5(stored) !== md5(bytes)) problem(`${where} PUT link`, `the upload did not land at ${link.body.key}`);
-      }
-    }
+    else await putThroughLink(where, link.body, Buffer.from(`link ${nonce} ${user.username} ${hn.label}`));
   }
 
   // 3. base64 upload
@@ -199,17 +202,7 @@ async function adminRound(hn: HostileName, transport: Transport, nonce: string) 
   const linkName = judge(link, 'name', 'admin-upload-link');
   if (linkName !== undefined) {
     if (link.status !== 200 || link.body.key !== linkName) problem(`${where} admin-upload-link`, `not 200 with key = the NFC name`, link);
-    else {
-      const bytes = Buffer.from(`admin link ${nonce} ${hn.label}`);
-      const put = await h.fetchLink(link.body.link, { method: 'PUT', headers: link.body.headers, body: bytes });
-      requests++;
-      if (put.status !== 200) problem(`${where} PUT link`, `the store answered ${put.status}: ${put.text.slice(0, 200)}`);
-      else {
-        expected.set(link.body.key, md5(bytes));
-        const stored = await h.read(link.body.key);
-        if (!stored || md5(stored) !== md5(bytes)) problem(`${where} PUT link`, `the upload did not land at ${link.body.key}`);
-      }
-    }
+    else await putThroughLink(where, link.body, Buffer.from(`admin link ${nonce} ${hn.label}`));
   }
 
   const content = Buffer.from(`admin b64 ${nonce} ${hn.label}`);
