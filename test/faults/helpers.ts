@@ -16,6 +16,11 @@ export function credentials() {
   };
 }
 
+/** The host's environment for an external store at `endpoint` with these credentials. */
+export function storeEnv(endpoint: string, c: ReturnType<typeof credentials>, extra: Record<string, string> = {}): Record<string, string> {
+  return { AWS_S3_ENDPOINT: endpoint, AWS_ACCESS_KEY_ID: c.accessKeyId, AWS_SECRET_ACCESS_KEY: c.secretAccessKey, AWS_BUCKET: c.bucket, ...extra };
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();

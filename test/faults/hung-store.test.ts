@@ -5,7 +5,7 @@
  */
 import { startEmbeddedStore, type EmbeddedStore } from '../../scripts/s3/embedded-store';
 import { startHost, type StartedHost } from '../support/host';
-import { api, credentials, switchableProxy } from './helpers';
+import { api, credentials, switchableProxy, storeEnv } from './helpers';
 
 jest.setTimeout(90_000);
 
@@ -17,15 +17,7 @@ const creds = credentials();
 beforeAll(async () => {
   store = await startEmbeddedStore({ accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey, buckets: [creds.bucket] });
   proxy = await switchableProxy({ host: '127.0.0.1', port: store.port });
-  host = await startHost({
-    env: {
-      AWS_S3_ENDPOINT: proxy.endpoint,
-      AWS_ACCESS_KEY_ID: creds.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
-      AWS_BUCKET: creds.bucket,
-      AWS_S3_TIMEOUT_MS: '1500',
-    },
-  });
+  host = await startHost({ env: storeEnv(proxy.endpoint, creds, { AWS_S3_TIMEOUT_MS: '1500' }) });
 });
 afterAll(async () => {
   await host?.stop();

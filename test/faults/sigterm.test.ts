@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { startEmbeddedStore, type EmbeddedStore } from '../../scripts/s3/embedded-store';
 import { startHost, type StartedHost } from '../support/host';
-import { credentials, md5, s3Client, slowPost } from './helpers';
+import { credentials, md5, s3Client, slowPost, storeEnv } from './helpers';
 
 jest.setTimeout(90_000);
 
@@ -16,9 +16,7 @@ const creds = credentials();
 
 beforeAll(async () => {
   store = await startEmbeddedStore({ accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey, buckets: [creds.bucket] });
-  host = await startHost({
-    env: { AWS_S3_ENDPOINT: store.endpoint, AWS_ACCESS_KEY_ID: creds.accessKeyId, AWS_SECRET_ACCESS_KEY: creds.secretAccessKey, AWS_BUCKET: creds.bucket },
-  });
+  host = await startHost({ env: storeEnv(store.endpoint, creds) });
 });
 afterAll(async () => {
   await host?.stop('SIGKILL');

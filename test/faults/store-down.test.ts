@@ -5,7 +5,7 @@
  */
 import { startEmbeddedStore, type EmbeddedStore } from '../../scripts/s3/embedded-store';
 import { startHost, type StartedHost } from '../support/host';
-import { api, credentials, freePort, md5 } from './helpers';
+import { api, credentials, freePort, md5, storeEnv } from './helpers';
 
 jest.setTimeout(90_000);
 
@@ -16,15 +16,7 @@ let port: number;
 
 beforeAll(async () => {
   port = await freePort();
-  host = await startHost({
-    env: {
-      AWS_S3_ENDPOINT: `http://127.0.0.1:${port}`,
-      AWS_ACCESS_KEY_ID: creds.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
-      AWS_BUCKET: creds.bucket,
-      AWS_S3_TIMEOUT_MS: '1500',
-    },
-  });
+  host = await startHost({ env: storeEnv(`http://127.0.0.1:${port}`, creds, { AWS_S3_TIMEOUT_MS: '1500' }) });
 });
 afterAll(async () => {
   await host?.stop();

@@ -6,7 +6,7 @@
 import crypto from 'node:crypto';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { startHost, tempDir, type StartedHost } from '../support/host';
-import { api, credentials, freePort, md5, s3Client, slowPost, spawnStore, type StoreProcess } from './helpers';
+import { api, credentials, freePort, md5, s3Client, slowPost, spawnStore, storeEnv, type StoreProcess } from './helpers';
 
 jest.setTimeout(120_000);
 
@@ -23,15 +23,7 @@ test('SIGKILL of the store mid-run: every object is whole or absent, every call 
   const port = await freePort();
   const dataDir = tempDir('fault-store-');
   store = await spawnStore({ port, dataDir, ...creds });
-  host = await startHost({
-    env: {
-      AWS_S3_ENDPOINT: store.endpoint,
-      AWS_ACCESS_KEY_ID: creds.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
-      AWS_BUCKET: creds.bucket,
-      AWS_S3_TIMEOUT_MS: '3000',
-    },
-  });
+  host = await startHost({ env: storeEnv(store.endpoint, creds, { AWS_S3_TIMEOUT_MS: '3000' }) });
   const alice = await host.addUser('alice');
   const user = { 'x-user-key': alice.user_key };
 
