@@ -14,8 +14,21 @@
  *
  * The tests in test/unit/presign.test.ts hold it to the library with thousands of random inputs.
  */
-import * as nodeCrypto from 'node:crypto';
-import { createHash, createHmac } from 'node:crypto';
+import {
+  ALGORITHM,
+  canonicalHeaderValue,
+  canonicalRequest,
+  escapeKey,
+  escapeUri,
+  getSigningKey,
+  longDateOf,
+  MAX_EXPIRES,
+  SERVICE,
+  signCanonicalRequest,
+  UNSIGNED_PAYLOAD,
+} from './sigv4';
+
+export { clearSigningKeyCache, escapeKey, escapeUri, getSigningKey, signingKeyCacheSize } from './sigv4';
 
 export interface PresignTarget {
   accessKeyId: string;
@@ -44,63 +57,6 @@ export interface PresignRequest {
 }
 
 export type Presigner = (req: PresignRequest) => string;
-
-const ALGORITHM = 'AWS4-HMAC-SHA256';
-const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
-const MAX_EXPIRES = 604800;
-const SERVICE = 's3';
-
-/** RFC 3986 escaping as `@smithy/core`'s escapeUri: everything but A-Za-z0-9-._~ */
-const HEX_ESCAPES: Record<string, string> = { '!': '%21', "'": '%27', '(': '%28', ')': '%29', '*': '%2A' };
-const hexEncode = (c: string): string => HEX_ESCAPES[c];
-const RESERVED_BY_ENCODE_URI_COMPONENT = /[!'()*]/g;
-const HAS_RESERVED = /[!'()*]/;
-export function escapeUri(s: string): string {
-  const e = encodeURIComponent(s);
-  return HAS_RESERVED.test(e) ? e.replace(RESERVED_BY_ENCODE_URI_COMPONENT, hexEncode) : e;
-}
-/** escapeUri of each `/`-separated segment, slashes kept (a literal "%2F" in the key was already turned into "%252F") */
-const NEEDS_NO_ESCAPING = /^[A-Za-z0-9\-._~/]*$/;
-export function escapeKey(key: string): string {
-  if (NEEDS_NO_ESCAPING.test(key)) return key;
-  return escapeUri(key).replace(/%2F/g, '/');
-}
-
-/** hex SHA-256 of a UTF-8 string: the one-shot crypto.hash (Node >= 20.12) where there is one */
-const sha256Hex: (s: string) => string =
-  typeof nodeCrypto.hash === 'function'
-    ? (s) => nodeCrypto.hash('sha256', s, 'hex')
-    : (s) => createHash('sha256').update(s, 'utf8').digest('hex');
-
-// ---- signing key cache: per (secret, yyyymmdd, region), bounded, oldest out first ----
-const SIGNING_KEY_CACHE_MAX = 64;
-const signingKeys = new Map<string, Buffer>();
-
-function hmac(key: string | Buffer, data: string): Buffer {
-  return createHmac('sha256', key).update(data, 'utf8').digest();
-}
-
-export function getSigningKey(secretAccessKey: string, shortDate: string, region: string): Buffer {
-  const cacheKey = `${shortDate}\n${region}\n${secretAccessKey}`;
-  let key = signingKeys.get(cacheKey);
-  if (key === undefined) {
-    key = hmac(hmac(hmac(hmac(`AWS4${secretAccessKey}`, shortDate), region), SERVICE), 'aws4_request');
-    if (signingKeys.size >= SIGNING_KEY_CACHE_MAX) {
-      const oldest = signingKeys.keys().next().value;
-      if (oldest !== undefined) signingKeys.delete(oldest);
-    }
-    signingKeys.set(cacheKey, key);
-  }
-  return key;
-}
-
-/** For tests and benchmarks. */
-export function clearSigningKeyCache(): void {
-  signingKeys.clear();
-}
-export function signingKeyCacheSize(): number {
-  return signingKeys.size;
-}
 
 // ---- addressing (mirrors the S3 endpoint ruleset for the cases this project uses) ----
 const IPV4 = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]\d|\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]\d|\d)){3}$/;
@@ -167,13 +123,6 @@ function resolveAddressing(t: PresignTarget): Addressing {
   return { protocol: url.protocol, host: url.host, pathPrefix: `${normalized}${encodedBucket}/` };
 }
 
-// ---- dates ----
-/** "20240506T070809Z" from an ISO string "2024-05-06T07:08:09.123Z" */
-function longDateOf(d: Date): string {
-  const s = d.toISOString();
-  return s.slice(0, 4) + s.slice(5, 7) + s.slice(8, 13) + s.slice(14, 16) + s.slice(17, 19) + 'Z';
-}
-
 // ---- query / headers ----
 const RESERVED_QUERY = new Set([
   'x-amz-algorithm',
@@ -224,11 +173,6 @@ const byEnc = (a: QueryPair, b: QueryPair): number => (a.enc < b.enc ? -1 : a.en
 function qp(raw: string, value: string): QueryPair {
   const enc = escapeUri(raw);
   return { raw, enc, pair: `${enc}=${escapeUri(value)}` };
-}
-
-/** canonical header value, as getCanonicalHeaders does it */
-function canonicalHeaderValue(v: string): string {
-  return v.replace(/[\r\n]/g, ' ').replace(/[ \t]+/g, ' ').replace(/^ | $/g, '');
 }
 
 const X_ID: Record<PresignRequest['method'], string | undefined> = { GET: 'GetObject', PUT: 'PutObject', HEAD: undefined };
@@ -386,9 +330,8 @@ export function createPresigner(target: PresignTarget): Presigner {
         .join('');
     }
 
-    const canonicalRequest = `${method}\n${path}\n${canonicalQuery}\n${canonicalHeaders}\n${signedHeaders}\n${UNSIGNED_PAYLOAD}`;
-    const stringToSign = `${ALGORITHM}\n${longDate}\n${shortDate}${scopeSuffix}\n${sha256Hex(canonicalRequest)}`;
-    const signature = createHmac('sha256', signingKey).update(stringToSign, 'utf8').digest('hex');
+    const canonical = canonicalRequest(method, path, canonicalQuery, canonicalHeaders, signedHeaders, UNSIGNED_PAYLOAD);
+    const signature = signCanonicalRequest(signingKey, longDate, `${shortDate}${scopeSuffix}`, canonical);
     return `${protocol}//${host}${path}?${urlQueryBeforeSig}X-Amz-Signature=${signature}${urlQueryAfterSig}`;
   };
 }
