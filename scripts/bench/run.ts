@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { storeClient } from '../s3/client';
-import { startEmbeddedStore, EMBEDDED_CREDENTIALS } from '../s3/embedded-store';
+import { startEmbeddedStore } from '../s3/embedded-store';
 import { startHost, type StartedHost } from '../../test/support/host';
 import { benchPresign, formatPresignTable, presignBenchKeys, type PresignBenchRow } from './presign.bench';
 import {
@@ -143,8 +143,7 @@ async function main(): Promise<void> {
     const s3 = {
       endpoint: h.s3Endpoint!,
       bucket: h.bucket!,
-      accessKeyId: EMBEDDED_CREDENTIALS.accessKeyId,
-      secretAccessKey: EMBEDDED_CREDENTIALS.secretAccessKey,
+      ...h.s3Credentials!,
       region: 'eu-central-1',
     };
     const client = storeClient(s3);

@@ -42,3 +42,37 @@ export const keyDigest: (s: string) => Buffer =
 export function digestsEqual(a: Buffer, b: Buffer): boolean {
   return crypto.timingSafeEqual(a, b);
 }
+
+export interface StoreCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** true only on the start that generated them */
+  generated: boolean;
+  file: string;
+}
+
+/**
+ * The embedded store's key pair: generated once per DATA_DIR and kept in DATA_DIR/store-credentials.json
+ * (mode 0600) beside the admin key, so links keep working across restarts and no two data dirs share it.
+ */
+export function loadStoreCredentials(dataDir: string, generate: () => { accessKeyId: string; secretAccessKey: string }): StoreCredentials {
+  const file = path.join(dataDir, 'store-credentials.json');
+  try {
+    const saved = JSON.parse(fs.readFileSync(file, 'utf8')) as { accessKeyId?: unknown; secretAccessKey?: unknown };
+    if (typeof saved.accessKeyId === 'string' && saved.accessKeyId && typeof saved.secretAccessKey === 'string' && saved.secretAccessKey) {
+      return { accessKeyId: saved.accessKeyId, secretAccessKey: saved.secretAccessKey, generated: false, file };
+    }
+    throw new Error(`${file} is damaged: remove it to make a new key pair (links made with the old one stop working)`);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const made = generate();
+  fs.mkdirSync(dataDir, { recursive: true });
+  try {
+    fs.writeFileSync(file, JSON.stringify(made) + '\n', { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return loadStoreCredentials(dataDir, generate);
+    throw err;
+  }
+  return { ...made, generated: true, file };
+}

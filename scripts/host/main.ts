@@ -7,7 +7,7 @@
 import cluster from 'node:cluster';
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadAdminKey, type AdminKeySource } from './admin-key';
+import { loadAdminKey, loadStoreCredentials, type AdminKeySource } from './admin-key';
 import { runPrimary } from './cluster';
 import { bodyLimitFor, listenUrl, readSettings, socketConfigFromEnv, type HostSettings } from './env';
 import { createHostServer } from './server';
@@ -23,10 +23,14 @@ const say = (line: string) => process.stdout.write(`aws-storage ${line}\n`);
  */
 async function startStore(settings: HostSettings, region: unknown): Promise<{ env: Record<string, string>; close: Closer }> {
   const { bucket } = settings;
-  const { EMBEDDED_CREDENTIALS } = await import('../s3/embedded-store');
+  const { generateCredentials } = await import('../s3/embedded-store');
   const { startEmbeddedStoreThread } = await import('../s3/store-worker');
-  const accessKeyId = process.env.AWS_ACCESS_KEY_ID || EMBEDDED_CREDENTIALS.accessKeyId;
-  const secretAccessKey = process.env.AWS_SECRET_ACCESS_KEY || EMBEDDED_CREDENTIALS.secretAccessKey;
+  // Given credentials win; else the pair kept in DATA_DIR (made on first start). Never a constant.
+  const kept = process.env.AWS_ACCESS_KEY_ID && process.env.AWS_SECRET_ACCESS_KEY
+    ? undefined
+    : loadStoreCredentials(settings.dataDir, generateCredentials);
+  const accessKeyId = kept?.accessKeyId ?? process.env.AWS_ACCESS_KEY_ID!;
+  const secretAccessKey = kept?.secretAccessKey ?? process.env.AWS_SECRET_ACCESS_KEY!;
   const store = await startEmbeddedStoreThread({
     port: settings.s3Port,
     host: settings.host,
@@ -44,6 +48,7 @@ async function startStore(settings: HostSettings, region: unknown): Promise<{ en
   };
   if (!region && store.region) env.AWS_REGION = store.region;
   say(`store: ${store.endpoint} (embedded, files in ${path.join(settings.dataDir, 's3')}), bucket ${bucket}`);
+  if (kept) say(`store credentials: access key ${accessKeyId} (kept in ${kept.file}${kept.generated ? ', made now' : ''})`);
   return { env, close: () => store.close() };
 }
 

@@ -1,36 +1,21 @@
 /**
- * The embedded S3-compatible store: @20minutes/s3rver (patched, see
- * patches/@20minutes+s3rver+4.0.4.patch) on 127.0.0.1, files in a data directory.
+ * The embedded S3-compatible store (scripts/store/): on 127.0.0.1, files in a data directory.
  *
- * Every request must be signed (SigV4 header or presigned query, or a signed POST policy);
- * every bucket answers browsers with a permissive CORS rule unless it has its own.
+ * Every request must be signed (SigV4 header or presigned query, or a signed POST policy); every
+ * bucket answers browsers with a permissive CORS rule unless it has its own. Without credentials
+ * given, a random key pair is made for this start (the host keeps one per DATA_DIR).
  */
-import fs from 'fs';
-import os from 'os';
-import path from 'path';
-import type { Server, IncomingMessage, ServerResponse } from 'http';
-import { DEFAULT_REGION, EMBEDDED_ACCESS_KEY_ID, EMBEDDED_SECRET_ACCESS_KEY } from '../../src/lib/defaults';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { DEFAULT_REGION } from '../../src/lib/defaults';
+import { Disk } from '../store/disk';
+import { sweepUploads } from '../store/multipart';
+import { createStoreServer } from '../store/server';
 
-// s3rver ships no types: describe the little we use.
-interface S3rverStore {
-  getBucket(name: string): Promise<unknown>;
-  getSubresource(bucket: string, key: string | undefined, type: string): Promise<unknown>;
-}
-interface S3rverInstance {
-  store: S3rverStore;
-  httpServer?: Server<typeof IncomingMessage, typeof ServerResponse>;
-  run(): Promise<{ address: string; port: number }>;
-  close(): Promise<void>;
-}
-type S3rverCtor = new (options: Record<string, unknown>) => S3rverInstance;
-type CorsModel = new (xml: string) => unknown;
-
-/* eslint-disable @typescript-eslint/no-require-imports */
-const S3rver = require('@20minutes/s3rver') as S3rverCtor;
-const { S3CorsConfiguration } = require('@20minutes/s3rver/lib/models/config') as {
-  S3CorsConfiguration: CorsModel;
-};
-/* eslint-enable @typescript-eslint/no-require-imports */
+export { DEFAULT_CORS_XML } from '../store/cors';
 
 export interface EmbeddedStore {
   endpoint: string;
@@ -49,100 +34,82 @@ export interface EmbeddedStoreOptions {
   host?: string;
   /** Default: a fresh temp dir, removed on close (only when we created it). */
   dataDir?: string;
+  /** Default: a random pair for this start. */
   accessKeyId?: string;
   secretAccessKey?: string;
   /** Buckets created at start (kept if they already exist). */
   buckets?: string[];
-  /** Default true. */
+  /** Default true: no log lines. */
   silent?: boolean;
 }
 
-/** The store's default credentials (SPEC §5: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY defaults). */
-export const EMBEDDED_CREDENTIALS = { accessKeyId: EMBEDDED_ACCESS_KEY_ID, secretAccessKey: EMBEDDED_SECRET_ACCESS_KEY } as const;
-
-/** s3rver checks signatures for whatever region the client signed with; this is the one we report. */
+/** The store accepts signatures for any region; this is the one it reports. */
 export const EMBEDDED_REGION = DEFAULT_REGION;
 
-/** CORS for buckets without a configuration of their own: browsers may GET/PUT/POST/HEAD from anywhere. */
-export const DEFAULT_CORS_XML = [
-  '<CORSConfiguration>',
-  '<CORSRule>',
-  '<AllowedOrigin>*</AllowedOrigin>',
-  '<AllowedMethod>GET</AllowedMethod>',
-  '<AllowedMethod>PUT</AllowedMethod>',
-  '<AllowedMethod>POST</AllowedMethod>',
-  '<AllowedMethod>HEAD</AllowedMethod>',
-  '<AllowedHeader>*</AllowedHeader>',
-  '<ExposeHeader>ETag</ExposeHeader>',
-  '<MaxAgeSeconds>3000</MaxAgeSeconds>',
-  '</CORSRule>',
-  '</CORSConfiguration>',
-].join('');
+/** A new random key pair (20 upper-case letters and digits, 40 characters of secret), as AWS shapes them. */
+export function generateCredentials(): { accessKeyId: string; secretAccessKey: string } {
+  const id = 'AKES' + randomBytes(12).toString('hex').toUpperCase().slice(0, 16);
+  return { accessKeyId: id, secretAccessKey: randomBytes(30).toString('base64').replace(/[^A-Za-z0-9]/g, 'x').slice(0, 40) };
+}
+
+const SWEEP_EVERY_MS = 60 * 60 * 1000;
 
 export async function startEmbeddedStore(opts: EmbeddedStoreOptions = {}): Promise<EmbeddedStore> {
   const host = opts.host ?? '127.0.0.1';
-  const accessKeyId = opts.accessKeyId ?? EMBEDDED_CREDENTIALS.accessKeyId;
-  const secretAccessKey = opts.secretAccessKey ?? EMBEDDED_CREDENTIALS.secretAccessKey;
+  const generated = opts.accessKeyId || opts.secretAccessKey ? undefined : generateCredentials();
+  const accessKeyId = opts.accessKeyId ?? generated?.accessKeyId ?? '';
+  const secretAccessKey = opts.secretAccessKey ?? generated?.secretAccessKey ?? '';
   if (!accessKeyId || !secretAccessKey) throw new Error('embedded store: empty access key id or secret');
 
   const ownDir = !opts.dataDir;
-  const dataDir = opts.dataDir
-    ? path.resolve(opts.dataDir)
-    : fs.mkdtempSync(path.join(os.tmpdir(), 'embedded-s3-'));
-  fs.mkdirSync(dataDir, { recursive: true });
-
-  const server = new S3rver({
-    address: host,
-    port: opts.port ?? 0,
-    directory: dataDir,
-    silent: opts.silent ?? true,
-    // only the configured key pair is accepted by this instance (option added by our patch)
-    accessKeys: { [accessKeyId]: secretAccessKey },
-    // we always serve path-style on 127.0.0.1; never guess buckets from Host headers
-    vhostBuckets: false,
-    configureBuckets: (opts.buckets ?? []).map((name) => ({ name })),
-  });
-
-  // Default CORS for every bucket that has none (including buckets created later via the API).
-  const store = server.store;
-  const getSubresource = store.getSubresource.bind(store);
-  store.getSubresource = async (bucket, key, type) => {
-    const found = await getSubresource(bucket, key, type);
-    if (found || type !== 'cors' || key !== undefined || !bucket) return found;
-    if (!(await store.getBucket(bucket))) return found;
-    return new S3CorsConfiguration(DEFAULT_CORS_XML);
-  };
-
-  let address: { port: number };
+  const dataDir = opts.dataDir ? path.resolve(opts.dataDir) : fs.mkdtempSync(path.join(os.tmpdir(), 'embedded-s3-'));
+  const disk = new Disk(dataDir);
+  const log = opts.silent === false ? (line: string) => process.stderr.write(`${line}\n`) : undefined;
   try {
-    address = await server.run();
+    await disk.load();
+    if (disk.damaged > 0) process.stderr.write(`aws-storage store: ${disk.damaged} damaged object file(s) skipped\n`);
+    for (const name of opts.buckets ?? []) disk.create(name);
   } catch (err) {
     if (ownDir) fs.rmSync(dataDir, { recursive: true, force: true });
     throw err;
   }
-  const port = address.port;
+
+  const server = createStoreServer({ disk, keys: new Map([[accessKeyId, secretAccessKey]]), log });
+  const sweep = () => {
+    for (const b of disk.buckets.values()) sweepUploads(b);
+  };
+  sweep();
+  const timer = setInterval(sweep, SWEEP_EVERY_MS);
+  timer.unref();
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port ?? 0, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    clearInterval(timer);
+    if (ownDir) fs.rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
+  const port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(':') ? `[${host}]` : host;
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      const http = server.httpServer;
-      const done = server.close().catch(() => undefined);
+      clearInterval(timer);
+      const done = new Promise<void>((r) => server.close(() => r()));
       // drop keep-alive and in-flight connections so close() is quick
-      http?.closeAllConnections();
+      server.closeAllConnections();
       await done;
       if (ownDir) fs.rmSync(dataDir, { recursive: true, force: true });
     })();
     return closing;
   };
 
-  return {
-    endpoint: `http://${urlHost}:${port}`,
-    port,
-    accessKeyId,
-    secretAccessKey,
-    region: EMBEDDED_REGION,
-    dataDir,
-    close,
-  };
+  return { endpoint: `http://${urlHost}:${port}`, port, accessKeyId, secretAccessKey, region: EMBEDDED_REGION, dataDir, close };
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DEFAULT_MAX_FILE_SIZE, DEFAULT_REGION, defaultBucket, EMBEDDED_ACCESS_KEY_ID, EMBEDDED_SECRET_ACCESS_KEY } from './defaults';
+import { DEFAULT_MAX_FILE_SIZE, DEFAULT_REGION, defaultBucket } from './defaults';
 import { StorageError } from './errors';
 
 export const MAX_EXPIRE = 604_800; // seven days: SigV4's limit on a presigned URL
@@ -76,13 +76,17 @@ export function parseConfig(raw: unknown, instance: unknown): StorageConfig {
   const bucket = c.AWS_BUCKET ?? bucketForInstance(instance);
   const endpoint = c.AWS_S3_ENDPOINT?.replace(/\/$/, '');
   return {
-    accessKeyId: c.AWS_ACCESS_KEY_ID ?? EMBEDDED_ACCESS_KEY_ID,
-    secretAccessKey: c.AWS_SECRET_ACCESS_KEY ?? EMBEDDED_SECRET_ACCESS_KEY,
+    accessKeyId: c.AWS_ACCESS_KEY_ID!,
+    secretAccessKey: c.AWS_SECRET_ACCESS_KEY!,
     sessionToken: c.AWS_SESSION_TOKEN,
     region: c.AWS_REGION ?? c.REGION ?? DEFAULT_REGION,
     bucket,
     endpoint,
     forcePathStyle: c.AWS_S3_FORCE_PATH_STYLE ?? Boolean(endpoint),
+  // No built-in key pair: the embedded store's is generated per DATA_DIR and handed over by the host.
+  for (const option of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'] as const) {
+    if (!c[option]) throw new StorageError('not_configured', `configuration option ${option} is required`);
+  }
     timeoutMs: c.AWS_S3_TIMEOUT_MS ?? DEFAULT_TIMEOUT_MS,
     expire: c.EXPIRE,
     maxFileSize: c.MAX_FILE_SIZE ?? DEFAULT_MAX_FILE_SIZE,

@@ -6,10 +6,6 @@
 export const DEFAULT_MAX_FILE_SIZE = 52_428_800;
 export const DEFAULT_REGION = 'eu-central-1';
 
-/** The embedded store's credentials, so `npm start` needs no account. */
-export const EMBEDDED_ACCESS_KEY_ID = 'S3RVER';
-export const EMBEDDED_SECRET_ACCESS_KEY = 'S3RVER';
-
 /** The bucket of an instance without AWS_BUCKET. */
 export function defaultBucket(instance: string): string {
   return `${instance.toLowerCase()}-bucket`;

@@ -4,7 +4,7 @@
  */
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import makeLinks from '../../src/make-links';
-import { startEmbeddedStore, EMBEDDED_CREDENTIALS, type EmbeddedStore } from '../../scripts/s3/embedded-store';
+import { startEmbeddedStore, type EmbeddedStore } from '../../scripts/s3/embedded-store';
 import { benchPresign, presignBenchKeys } from '../../scripts/bench/presign.bench';
 import {
   makeLinksBatch,
@@ -121,7 +121,7 @@ describe('bench smoke: host', () => {
         hostUrl: host.url,
         userKey,
         hostPid: pid,
-        s3: { endpoint: host.s3Endpoint!, bucket: host.bucket!, ...EMBEDDED_CREDENTIALS, region: 'eu-central-1' },
+        s3: { endpoint: host.s3Endpoint!, bucket: host.bucket!, ...host.s3Credentials!, region: 'eu-central-1' },
       },
       { bytes: 64 * 1024, rounds: 1 },
     );

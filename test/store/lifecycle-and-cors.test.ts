@@ -14,7 +14,7 @@ import {
   PutObjectCommand,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { EMBEDDED_CREDENTIALS, startEmbeddedStore, type EmbeddedStore } from '../../scripts/s3/embedded-store';
+import { startEmbeddedStore, type EmbeddedStore } from '../../scripts/s3/embedded-store';
 import { clientFor, getText } from './helpers';
 
 const tmpDirs: string[] = [];
@@ -28,18 +28,22 @@ afterAll(() => {
 });
 
 describe('options', () => {
-  test('defaults: 127.0.0.1, random port, S3RVER credentials, own temp dir removed on close', async () => {
+  test('defaults: 127.0.0.1, random port, a random key pair per start (never a constant), own temp dir removed on close', async () => {
     const store = await startEmbeddedStore();
+    const other = await startEmbeddedStore();
     try {
-      expect(EMBEDDED_CREDENTIALS).toEqual({ accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
-      expect(store.accessKeyId).toBe('S3RVER');
-      expect(store.secretAccessKey).toBe('S3RVER');
+      expect(store.accessKeyId).toMatch(/^[A-Z0-9]{20}$/);
+      expect(store.secretAccessKey).toMatch(/^[A-Za-z0-9]{40}$/);
+      expect(other.accessKeyId).not.toBe(store.accessKeyId);
+      expect(other.secretAccessKey).not.toBe(store.secretAccessKey);
+      expect(store.accessKeyId).not.toBe('S3RVER');
       expect(store.port).toBeGreaterThan(0);
       expect(store.endpoint).toBe(`http://127.0.0.1:${store.port}`);
       expect(store.region).toBe('eu-central-1');
       expect(fs.statSync(store.dataDir).isDirectory()).toBe(true);
     } finally {
       await store.close();
+      await other.close();
     }
     expect(fs.existsSync(store.dataDir)).toBe(false);
     await store.close(); // idempotent
@@ -64,7 +68,7 @@ describe('options', () => {
   test('custom credentials: only that key pair is accepted', async () => {
     const store = await startEmbeddedStore({ accessKeyId: 'CUSTOMKEY', secretAccessKey: 'custom-secret', buckets: ['cred-bucket'] });
     const good = clientFor(store);
-    const defaults = clientFor(store, { ...EMBEDDED_CREDENTIALS });
+    const defaults = clientFor(store, { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
     try {
       expect(store.accessKeyId).toBe('CUSTOMKEY');
       await good.send(new PutObjectCommand({ Bucket: 'cred-bucket', Key: 'k', Body: 'v' }));

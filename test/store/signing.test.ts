@@ -39,9 +39,9 @@ describe('bucket and objects through the SDK', () => {
     await expect(s3.send(new HeadBucketCommand({ Bucket: 'created-by-sdk' }))).resolves.toBeDefined();
     const { Buckets } = await s3.send(new ListBucketsCommand({}));
     expect(Buckets?.map((b) => b.Name)).toEqual(expect.arrayContaining([BUCKET, 'created-by-sdk']));
-    // a second create of the same name is refused
+    // a second create of the same name is refused (S3: 409 BucketAlreadyOwnedByYou for the owner's own bucket)
     await expect(s3.send(new CreateBucketCommand({ Bucket: 'created-by-sdk' }))).rejects.toMatchObject({
-      name: 'BucketAlreadyExists',
+      name: 'BucketAlreadyOwnedByYou',
     });
   });
 

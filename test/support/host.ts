@@ -14,6 +14,8 @@ export interface StartedHost {
   /** the store endpoint the host printed (embedded or external) */
   s3Endpoint?: string;
   bucket?: string;
+  /** the embedded store's key pair, kept in DATA_DIR (undefined with an external store) */
+  s3Credentials?: { accessKeyId: string; secretAccessKey: string };
   logs(): string;
   addUser(username: string): Promise<{ id: number; username: string; user_key: string }>;
   /** sends the signal (SIGTERM by default) and resolves with the exit code */
@@ -131,6 +133,7 @@ async function startHostOnce(opts: StartHostOptions): Promise<StartedHost> {
     dataDir,
     s3Endpoint: store?.[1],
     bucket: store?.[2],
+    s3Credentials: storeCredentials(dataDir, env),
     logs: readOutput,
     process: child,
     async addUser(username: string) {
@@ -152,4 +155,13 @@ async function startHostOnce(opts: StartHostOptions): Promise<StartedHost> {
       return code;
     },
   };
+}
+
+/** The store key pair the host uses: the environment's, or the one it keeps in DATA_DIR. */
+function storeCredentials(dataDir: string, env: NodeJS.ProcessEnv): { accessKeyId: string; secretAccessKey: string } | undefined {
+  if (env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY) return { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY };
+  const file = path.join(dataDir, 'store-credentials.json');
+  if (!fs.existsSync(file)) return undefined;
+  const { accessKeyId, secretAccessKey } = JSON.parse(fs.readFileSync(file, 'utf8')) as { accessKeyId: string; secretAccessKey: string };
+  return { accessKeyId, secretAccessKey };
 }

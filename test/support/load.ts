@@ -197,8 +197,8 @@ async function drive(host: StartedHost, opts: LoadOptions, agent: http.Agent): P
   await new Promise((r) => setTimeout(r, 1_000));
   const rssAfterKb = rssKb(pid);
 
-  // every object, read back from the store by key (the embedded store's default credentials)
-  const s3 = storeClient({ endpoint: host.s3Endpoint!, region: 'eu-central-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
+  // every object, read back from the store by key (with the store's own key pair)
+  const s3 = storeClient({ endpoint: host.s3Endpoint!, region: 'eu-central-1', ...host.s3Credentials! });
   const objectMismatches: string[] = [];
   let objectsVerified = 0;
   const entries = [...written.entries()];

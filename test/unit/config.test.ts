@@ -10,11 +10,19 @@ const notConfigured = (raw: unknown, instance: unknown = 'inst') => {
   return undefined;
 };
 
+const KEYS = { AWS_ACCESS_KEY_ID: 'AK', AWS_SECRET_ACCESS_KEY: 'SECRET' };
+
 describe('configuration (SPEC §5)', () => {
+  test('no built-in key pair: without credentials the socket is not configured, and says which option', () => {
+    expect(notConfigured({})).toBe('configuration option AWS_ACCESS_KEY_ID is required');
+    expect(notConfigured({ AWS_ACCESS_KEY_ID: 'AK' })).toBe('configuration option AWS_SECRET_ACCESS_KEY is required');
+    expect(notConfigured({ AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: 'S' })).toMatch(/AWS_ACCESS_KEY_ID/);
+  });
+
   test('defaults', () => {
-    expect(parseConfig({}, 'my-app')).toEqual({
-      accessKeyId: 'S3RVER',
-      secretAccessKey: 'S3RVER',
+    expect(parseConfig(KEYS, 'my-app')).toEqual({
+      accessKeyId: 'AK',
+      secretAccessKey: 'SECRET',
       sessionToken: undefined,
       region: 'eu-central-1',
       bucket: 'my-app-bucket',
@@ -29,13 +37,13 @@ describe('configuration (SPEC §5)', () => {
 
   test('strings from socket.yml are read as numbers, flags and lists; REGION is an alias', () => {
     const c = parseConfig(
-      { REGION: 'us-west-2', AWS_S3_ENDPOINT: 'http://127.0.0.1:9000/', EXPIRE: '60', MAX_FILE_SIZE: '1024', ALLOWED_CONTENT_TYPES: 'image/*, Text/Plain', AWS_S3_FORCE_PATH_STYLE: 'false' },
+      { ...KEYS, REGION: 'us-west-2', AWS_S3_ENDPOINT: 'http://127.0.0.1:9000/', EXPIRE: '60', MAX_FILE_SIZE: '1024', ALLOWED_CONTENT_TYPES: 'image/*, Text/Plain', AWS_S3_FORCE_PATH_STYLE: 'false' },
       'x',
     );
     expect(c).toMatchObject({ region: 'us-west-2', endpoint: 'http://127.0.0.1:9000', expire: 60, maxFileSize: 1024, forcePathStyle: false });
     expect(c.allowedContentTypes).toEqual(['image/*', 'text/plain']);
-    expect(parseConfig({ AWS_S3_ENDPOINT: 'http://h:1' }, 'x').forcePathStyle).toBe(true);
-    expect(parseConfig({ AWS_REGION: 'ap-south-1', REGION: 'us-west-2' }, 'x').region).toBe('ap-south-1');
+    expect(parseConfig({ ...KEYS, AWS_S3_ENDPOINT: 'http://h:1' }, 'x').forcePathStyle).toBe(true);
+    expect(parseConfig({ ...KEYS, AWS_REGION: 'ap-south-1', REGION: 'us-west-2' }, 'x').region).toBe('ap-south-1');
   });
 
   test.each([
@@ -48,12 +56,12 @@ describe('configuration (SPEC §5)', () => {
     [{ ALLOWED_CONTENT_TYPES: 'images' }, 'ALLOWED_CONTENT_TYPES'],
     [{ AWS_S3_FORCE_PATH_STYLE: 'maybe' }, 'AWS_S3_FORCE_PATH_STYLE'],
   ])('%j is not_configured naming %s', (raw, option) => {
-    expect(notConfigured(raw)).toContain(option);
+    expect(notConfigured({ ...KEYS, ...raw })).toContain(option);
   });
 
   test('no bucket and no instance names AWS_BUCKET; a secret never appears in the message', () => {
-    expect(notConfigured({}, null)).toContain('AWS_BUCKET');
-    const message = notConfigured({ AWS_SECRET_ACCESS_KEY: 'hunter2', AWS_S3_ENDPOINT: 'hunter2' });
+    expect(notConfigured(KEYS, null)).toContain('AWS_BUCKET');
+    const message = notConfigured({ AWS_ACCESS_KEY_ID: 'AK', AWS_SECRET_ACCESS_KEY: 'hunter2', AWS_S3_ENDPOINT: 'hunter2' });
     expect(message).toContain('AWS_S3_ENDPOINT');
     expect(message).not.toContain('hunter2');
   });

@@ -1,0 +1,229 @@
+/**
+ * The store's files. Each object is one file: its bytes, then its metadata as JSON, then the JSON's
+ * length and a magic number. A write goes to a temp file and is renamed into place, so bytes and
+ * metadata change together; a reader holding the file open keeps reading the version it opened.
+ *
+ *   <root>/<bucket>/bucket.json          the bucket's settings (CORS, lifecycle)
+ *   <root>/<bucket>/objects/<h2>/<h64>   one file per key, named by the SHA-256 of the key
+ *   <root>/<bucket>/uploads/<id>/        multipart uploads in progress (scripts/store/multipart.ts)
+ *   <root>/<bucket>/tmp/                 writes in progress (emptied at start)
+ *
+ * Folders under objects/ are made once and never removed, so no write can lose its folder. The key
+ * index lives in memory and is rebuilt from the files at start; a damaged file is skipped (and
+ * reported), never a reason for a listing to fail.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { S3Error } from './errors';
+import { KeyIndex } from './keyorder';
+
+export interface ObjectMeta {
+  key: string;
+  size: number;
+  /** hex MD5 (or MD5 of part MD5s plus "-N") without quotes */
+  etag: string;
+  /** ms since the epoch */
+  lastModified: number;
+  contentType: string;
+  /** content-disposition, content-encoding, cache-control, content-language, expires */
+  headers?: Record<string, string>;
+  /** x-amz-meta-* (names without the prefix) */
+  metadata?: Record<string, string>;
+}
+
+export interface BucketSettings {
+  created: number;
+  cors?: string;
+  lifecycle?: string;
+}
+
+const MAGIC = 0x53334f31; // "S3O1"
+const TRAILER_READ = 8192;
+
+export class Bucket {
+  readonly index = new KeyIndex();
+  readonly metas = new Map<string, ObjectMeta>();
+  constructor(
+    readonly name: string,
+    readonly dir: string,
+    public settings: BucketSettings,
+  ) {}
+
+  objectPath(key: string): string {
+    const h = createHash('sha256').update(key, 'utf8').digest('hex');
+    return path.join(this.dir, 'objects', h.slice(0, 2), h);
+  }
+
+  tmpPath(): string {
+    return path.join(this.dir, 'tmp', randomBytes(12).toString('hex'));
+  }
+
+  saveSettings(): void {
+    const file = path.join(this.dir, 'bucket.json');
+    const tmp = this.tmpPath();
+    fs.writeFileSync(tmp, JSON.stringify(this.settings));
+    fs.renameSync(tmp, file);
+  }
+
+  /**
+   * Puts a finished temp file in place and the index in step, in one turn of the event loop: the
+   * store's one thread makes this the per-key write lock, and the last commit wins whole.
+   */
+  commit(tmp: string, meta: ObjectMeta): void {
+    const final = this.objectPath(meta.key);
+    try {
+      fs.renameSync(tmp, final);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      fs.mkdirSync(path.dirname(final), { recursive: true });
+      fs.renameSync(tmp, final);
+    }
+    if (!this.metas.has(meta.key)) this.index.add(meta.key);
+    this.metas.set(meta.key, meta);
+  }
+
+  remove(key: string): void {
+    if (!this.metas.has(key)) return;
+    fs.rmSync(this.objectPath(key), { force: true });
+    this.metas.delete(key);
+    this.index.delete(key);
+  }
+}
+
+/** The trailer that follows an object's bytes. */
+export function trailerOf(meta: ObjectMeta): Buffer {
+  const json = Buffer.from(JSON.stringify(meta), 'utf8');
+  const tail = Buffer.alloc(8);
+  tail.writeUInt32BE(json.length, 0);
+  tail.writeUInt32BE(MAGIC, 4);
+  return Buffer.concat([json, tail]);
+}
+
+/** Reads the metadata of an open object file; undefined when the file is damaged. */
+export async function readTrailer(fh: fs.promises.FileHandle): Promise<ObjectMeta | undefined> {
+  const { size } = await fh.stat();
+  if (size < 8) return undefined;
+  const want = Math.min(size, TRAILER_READ);
+  let buf = Buffer.alloc(want);
+  await fh.read(buf, 0, want, size - want);
+  if (buf.readUInt32BE(want - 4) !== MAGIC) return undefined;
+  const jsonLength = buf.readUInt32BE(want - 8);
+  if (jsonLength + 8 > size) return undefined;
+  if (jsonLength + 8 > want) {
+    buf = Buffer.alloc(jsonLength + 8);
+    await fh.read(buf, 0, jsonLength + 8, size - jsonLength - 8);
+  }
+  const jsonEnd = buf.length - 8;
+  try {
+    const meta = JSON.parse(buf.toString('utf8', jsonEnd - jsonLength, jsonEnd)) as ObjectMeta;
+    if (typeof meta.key !== 'string' || meta.size !== size - jsonLength - 8) return undefined;
+    return meta;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface OpenObject {
+  fh: fs.promises.FileHandle;
+  meta: ObjectMeta;
+}
+
+/** Opens the current version of a key, or undefined when there is none. */
+export async function openObject(bucket: Bucket, key: string): Promise<OpenObject | undefined> {
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(bucket.objectPath(key), 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const meta = await readTrailer(fh).catch(() => undefined);
+  if (!meta || meta.key !== key) {
+    await fh.close();
+    if (!meta) throw new S3Error('InternalError', 'the stored object is damaged');
+    return undefined;
+  }
+  return { fh, meta };
+}
+
+const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+export function checkBucketName(name: string): void {
+  if (!BUCKET_NAME.test(name) || name.includes('..') || /^\d+\.\d+\.\d+\.\d+$/.test(name)) {
+    throw new S3Error('InvalidBucketName', 'The specified bucket is not valid.');
+  }
+}
+
+export class Disk {
+  readonly buckets = new Map<string, Bucket>();
+  /** files found damaged at start (skipped) */
+  damaged = 0;
+
+  constructor(readonly root: string) {}
+
+  /** Loads every bucket and rebuilds its index from the files. */
+  async load(): Promise<void> {
+    fs.mkdirSync(this.root, { recursive: true });
+    for (const name of fs.readdirSync(this.root)) {
+      const dir = path.join(this.root, name);
+      let settings: BucketSettings;
+      try {
+        settings = JSON.parse(fs.readFileSync(path.join(dir, 'bucket.json'), 'utf8')) as BucketSettings;
+      } catch {
+        continue; // not a bucket of ours
+      }
+      const bucket = new Bucket(name, dir, settings);
+      fs.rmSync(path.join(dir, 'tmp'), { recursive: true, force: true });
+      fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
+      await this.rebuild(bucket);
+      this.buckets.set(name, bucket);
+    }
+  }
+
+  private async rebuild(bucket: Bucket): Promise<void> {
+    const objects = path.join(bucket.dir, 'objects');
+    const keys: string[] = [];
+    for (const shard of fs.existsSync(objects) ? fs.readdirSync(objects) : []) {
+      for (const file of fs.readdirSync(path.join(objects, shard))) {
+        const fh = await fs.promises.open(path.join(objects, shard, file), 'r').catch(() => undefined);
+        if (!fh) continue;
+        const meta = await readTrailer(fh).catch(() => undefined);
+        await fh.close();
+        if (!meta || bucket.objectPath(meta.key) !== path.join(objects, shard, file)) {
+          this.damaged++;
+          continue;
+        }
+        bucket.metas.set(meta.key, meta);
+        keys.push(meta.key);
+      }
+    }
+    bucket.index.reset(keys);
+  }
+
+  get(name: string): Bucket {
+    const b = this.buckets.get(name);
+    if (!b) throw new S3Error('NoSuchBucket', 'The specified bucket does not exist');
+    return b;
+  }
+
+  /** Creates a bucket; false when it already existed. */
+  create(name: string): boolean {
+    checkBucketName(name);
+    if (this.buckets.has(name)) return false;
+    const dir = path.join(this.root, name);
+    fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
+    fs.mkdirSync(path.join(dir, 'objects'), { recursive: true });
+    const bucket = new Bucket(name, dir, { created: Date.now() });
+    bucket.saveSettings();
+    this.buckets.set(name, bucket);
+    return true;
+  }
+
+  /** Deletes an empty bucket. */
+  drop(name: string): void {
+    const b = this.get(name);
+    if (b.metas.size > 0) throw new S3Error('BucketNotEmpty', 'The bucket you tried to delete is not empty');
+    fs.rmSync(b.dir, { recursive: true, force: true });
+    this.buckets.delete(name);
+  }
+}

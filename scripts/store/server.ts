@@ -1,0 +1,234 @@
+/**
+ * The embedded S3-compatible store: routes each request to one operation, after its signature is
+ * verified. Deny by default: an operation, sub-resource, header or form field it does not implement
+ * is refused (501 NotImplemented), never ignored. No request can stop it: every failure becomes an
+ * S3 error answer, and a malformed connection is closed.
+ */
+import { randomBytes } from 'node:crypto';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { escapeUri } from '../../src/lib/sigv4';
+import { verifyRequest, type KeyRing, type RequestParts, type Verified } from './auth';
+import * as buckets from './buckets';
+import { corsHeaders, preflight } from './cors';
+import { Disk, type Bucket } from './disk';
+import { errorXml, S3Error, fail } from './errors';
+import { deleteObject, getObject, listObjects, putObject } from './objects';
+import { postObject } from './post';
+import type { Reply } from './reply';
+import * as multipart from './multipart';
+
+/** Sub-resources of S3 this store does not implement: refused whatever the method. */
+const UNIMPLEMENTED = new Set([
+  'acl', 'accelerate', 'analytics', 'attributes', 'delete', 'encryption', 'intelligent-tiering', 'inventory', 'legal-hold',
+  'logging', 'metrics', 'notification', 'object-lock', 'ownershipControls', 'policy', 'policyStatus', 'publicAccessBlock',
+  'replication', 'requestPayment', 'restore', 'retention', 'select', 'select-type', 'tagging', 'torrent', 'versionId',
+  'versioning', 'versions', 'website', 'renameObject', 'session',
+]);
+/** Query parameters an object GET/HEAD/PUT/DELETE may carry besides its signature. */
+const OBJECT_PARAMS = new Set([
+  'x-id', 'response-content-type', 'response-content-disposition', 'response-content-encoding', 'response-content-language',
+  'response-cache-control', 'response-expires',
+]);
+
+export interface StoreServerOptions {
+  disk: Disk;
+  keys: KeyRing;
+  log?: (line: string) => void;
+}
+
+function parseRequest(req: IncomingMessage): { parts: RequestParts; bucket: string; key: string | undefined; query: Map<string, string> } {
+  const url = req.url ?? '/';
+  if (!url.startsWith('/') || url.length > 16 * 1024) fail('InvalidArgument', 'Invalid URI');
+  const q = url.indexOf('?');
+  const rawPath = q < 0 ? url : url.slice(0, q);
+  const rawQuery = q < 0 ? '' : url.slice(q + 1);
+  let segments: string[];
+  const query: Array<[string, string]> = [];
+  try {
+    segments = rawPath.split('/').map((s) => decodeURIComponent(s));
+    for (const pair of rawQuery.split('&')) {
+      if (!pair) continue;
+      const eq = pair.indexOf('=');
+      query.push(eq < 0 ? [decodeURIComponent(pair), ''] : [decodeURIComponent(pair.slice(0, eq)), decodeURIComponent(pair.slice(eq + 1))]);
+    }
+  } catch {
+    return fail('InvalidArgument', 'Couldn\'t parse the specified URI.');
+  }
+  if (segments.some((s) => s.includes('\0')) || query.length > 100) fail('InvalidArgument', 'Invalid URI');
+  const headers = new Map<string, string[]>();
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    const list = headers.get(name);
+    if (list) list.push(raw[i + 1]);
+    else headers.set(name, [raw[i + 1]]);
+  }
+  const parts: RequestParts = { method: req.method ?? 'GET', canonicalPath: segments.map(escapeUri).join('/'), query, headers };
+  const first = new Map<string, string>();
+  for (const [k, v] of query) if (!first.has(k)) first.set(k, v);
+  return { parts, bucket: segments[1] ?? '', key: segments.length > 2 ? segments.slice(2).join('/') : undefined, query: first };
+}
+
+/** Whether a request with this method and these headers carries a body the operation will read. */
+const isFormPost = (req: IncomingMessage) => /^multipart\/form-data/i.test(req.headers['content-type'] ?? '');
+
+async function route(req: IncomingMessage, res: ServerResponse, o: StoreServerOptions, ctx: { bucket?: Bucket }): Promise<Reply> {
+  const { parts, bucket: bucketName, key, query } = parseRequest(req);
+  const method = parts.method;
+  ctx.bucket = bucketName ? o.disk.buckets.get(bucketName) : undefined;
+
+  if (method === 'OPTIONS') {
+    const r = preflight(ctx.bucket, req.headers.origin, req.headers['access-control-request-method'], req.headers['access-control-request-headers'] as string | undefined);
+    return { status: r.status, headers: r.headers };
+  }
+  for (const name of query.keys()) if (UNIMPLEMENTED.has(name)) fail('NotImplemented', `The ${name} sub-resource is not implemented by this store`);
+
+  // Browser form upload: authenticated by its policy, inside the form.
+  if (method === 'POST' && bucketName && key === undefined && isFormPost(req) && parts.headers.get('authorization') === undefined && !query.has('X-Amz-Algorithm')) {
+    for (const name of parts.headers.keys()) {
+      if (name.startsWith('x-amz-')) fail('AccessDenied', `A POST form upload cannot carry the header ${name}`);
+    }
+    continueIfAsked(req, res);
+    return postObject(req, o.disk.get(bucketName), o.keys);
+  }
+
+  const v = verifyRequest(parts, o.keys);
+  continueIfAsked(req, res);
+
+  if (!bucketName) {
+    if (method === 'GET' && key === undefined) return buckets.listBuckets(o.disk);
+    return fail('MethodNotAllowed', 'The specified method is not allowed against this resource.');
+  }
+  if (key === undefined || key === '') return bucketOperation(req, parts, v, o.disk, bucketName, query);
+
+  const bucket = o.disk.get(bucketName);
+  if (query.has('uploads') || query.has('uploadId')) return multipart.route(req, parts, v, bucket, key, query);
+  for (const name of query.keys()) {
+    if (!OBJECT_PARAMS.has(name) && !name.startsWith('X-Amz-')) fail('NotImplemented', `The ${name} parameter is not implemented by this store`);
+  }
+  switch (method) {
+    case 'PUT':
+      return putObject(req, parts, v, bucket, key);
+    case 'GET':
+    case 'HEAD':
+      return getObject(parts, query, bucket, key, method === 'HEAD');
+    case 'DELETE':
+      return deleteObject(parts, bucket, key);
+    default:
+      return fail('MethodNotAllowed', 'The specified method is not allowed against this resource.');
+  }
+}
+
+function bucketOperation(req: IncomingMessage, parts: RequestParts, v: Verified, disk: Disk, name: string, query: Map<string, string>): Promise<Reply> | Reply {
+  const method = parts.method;
+  if (method === 'PUT' && query.size === 0) return buckets.createBucket(req, parts, v, disk, name);
+  const bucket = disk.get(name);
+  const sub = query.has('cors') ? 'cors' : query.has('lifecycle') ? 'lifecycle' : query.has('uploads') ? 'uploads' : query.has('location') ? 'location' : '';
+  switch (`${method} ${sub}`) {
+    case 'HEAD ':
+      return { status: 200, headers: { 'x-amz-bucket-region': 'us-east-1' } };
+    case 'GET ':
+      return listObjects(query, bucket);
+    case 'DELETE ':
+      disk.drop(name);
+      return { status: 204, headers: {} };
+    case 'GET location':
+      return { status: 200, headers: { 'Content-Type': 'application/xml' }, body: '<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>' };
+    case 'PUT cors':
+      return buckets.putCors(req, parts, v, bucket);
+    case 'GET cors':
+      return buckets.getCors(bucket);
+    case 'DELETE cors':
+      return buckets.deleteSetting(bucket, 'cors');
+    case 'PUT lifecycle':
+      return buckets.putLifecycle(req, parts, v, bucket);
+    case 'GET lifecycle':
+      return buckets.getLifecycle(bucket);
+    case 'DELETE lifecycle':
+      return buckets.deleteSetting(bucket, 'lifecycle');
+    case 'GET uploads':
+      return multipart.listUploads(query, bucket);
+    default:
+      return fail(sub || method !== 'POST' ? 'MethodNotAllowed' : 'NotImplemented', 'The specified method is not allowed against this resource.');
+  }
+}
+
+/** Expect: 100-continue is answered only once the request's signature holds. */
+function continueIfAsked(req: IncomingMessage, res: ServerResponse): void {
+  if ((req.headers.expect ?? '').toLowerCase() === '100-continue') res.writeContinue();
+}
+
+function send(req: IncomingMessage, res: ServerResponse, reply: Reply, extra: Record<string, string>): void {
+  const headers: Record<string, string> = { ...extra, ...reply.headers };
+  // A body we did not read is not drained: the connection closes after the answer.
+  if (!req.complete) headers.Connection = 'close';
+  const noBody = req.method === 'HEAD' || reply.status === 304 || reply.status === 204;
+  if (reply.file) {
+    const { fh, start, end } = reply.file;
+    res.writeHead(reply.status, headers);
+    if (end < start) {
+      res.end();
+      void fh.close();
+      return;
+    }
+    const stream = fh.createReadStream({ start, end, highWaterMark: 256 * 1024 });
+    stream.on('error', () => res.destroy());
+    res.on('close', () => stream.destroy());
+    stream.pipe(res);
+    return;
+  }
+  if (reply.body !== undefined && !noBody) headers['Content-Length'] = String(Buffer.byteLength(reply.body));
+  else if (!noBody && headers['Content-Length'] === undefined) headers['Content-Length'] = '0';
+  res.writeHead(reply.status, headers);
+  res.end(noBody ? undefined : reply.body);
+}
+
+export function createStoreServer(o: StoreServerOptions): http.Server {
+  const log = o.log ?? (() => {});
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    const requestId = randomBytes(8).toString('hex').toUpperCase();
+    const ctx: { bucket?: Bucket } = {};
+    req.on('error', () => {}); // a client gone mid-body ends its own request, nothing else
+    res.on('error', () => {});
+    route(req, res, o, ctx).then(
+      (reply) => {
+        if (res.headersSent || res.destroyed) {
+          if (reply.file) void reply.file.fh.close();
+          return;
+        }
+        send(req, res, reply, { 'x-amz-request-id': requestId, ...corsHeaders(ctx.bucket, req.headers.origin, req.method ?? '') });
+      },
+      (err: unknown) => {
+        if (res.headersSent || res.destroyed) return;
+        let e: S3Error;
+        if (err instanceof S3Error) e = err;
+        else {
+          log(`store: ${req.method} failed: ${(err as Error)?.message ?? String(err)}`);
+          e = new S3Error('InternalError', 'We encountered an internal error. Please try again.');
+        }
+        const resource = (req.url ?? '/').split('?')[0];
+        const extra = (e as S3Error & { extra?: Record<string, string> }).extra ?? {};
+        let cors: Record<string, string> = {};
+        try {
+          cors = corsHeaders(ctx.bucket, req.headers.origin, req.method ?? '');
+        } catch {
+          // a bucket's broken CORS document does not hide the error
+        }
+        send(req, res, { status: e.status, headers: { 'Content-Type': 'application/xml', ...extra }, body: errorXml(e, resource, requestId) }, {
+          'x-amz-request-id': requestId,
+          ...cors,
+        });
+      },
+    );
+  };
+  const server = http.createServer({ requestTimeout: 0, headersTimeout: 20_000, keepAliveTimeout: 5_000, maxHeaderSize: 16 * 1024 }, handle);
+  server.on('checkContinue', handle);
+  // a connection idle this long (no byte either way) is closed: slow or stuck clients do not pile up
+  server.timeout = 60_000;
+  server.maxConnections = 2048;
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    socket.destroy();
+  });
+  return server;
+}
