@@ -11,6 +11,14 @@ export interface StorageConfig {
   accessKeyId: string;
   secretAccessKey: string;
   sessionToken?: string;
+  /**
+   * The identity that signs upload links (PUT and POST), when it is not the main one: an identity that
+   * can write but not read (a Ceph RGW subuser with `--access=write`), so that an upload link sent with
+   * an unsigned `x-amz-copy-source` cannot copy another object into its key (a copy needs read on its
+   * source). Undefined: the main credentials sign every link (stores that refuse unsigned x-amz-*
+   * headers: AWS S3, the embedded store).
+   */
+  upload?: { accessKeyId: string; secretAccessKey: string };
   region: string;
   bucket: string;
   endpoint?: string;
@@ -46,6 +54,8 @@ const schema = z.object({
   AWS_ACCESS_KEY_ID: text,
   AWS_SECRET_ACCESS_KEY: text,
   AWS_SESSION_TOKEN: text,
+  AWS_UPLOAD_ACCESS_KEY_ID: text,
+  AWS_UPLOAD_SECRET_ACCESS_KEY: text,
   AWS_REGION: regionName,
   REGION: regionName,
   AWS_BUCKET: text.pipe(z.string().regex(BUCKET_NAME, 'must be an S3 bucket name (3-63 of a-z, 0-9, ".", "-")').optional()),
@@ -73,20 +83,28 @@ export function parseConfig(raw: unknown, instance: unknown): StorageConfig {
     throw new StorageError('not_configured', `configuration option ${String(issue.path[0])} ${issue.message}`);
   }
   const c = parsed.data;
-  const bucket = c.AWS_BUCKET ?? bucketForInstance(instance);
-  const endpoint = c.AWS_S3_ENDPOINT?.replace(/\/$/, '');
-  return {
-    accessKeyId: c.AWS_ACCESS_KEY_ID!,
-    secretAccessKey: c.AWS_SECRET_ACCESS_KEY!,
-    sessionToken: c.AWS_SESSION_TOKEN,
-    region: c.AWS_REGION ?? c.REGION ?? DEFAULT_REGION,
-    bucket,
-    endpoint,
-    forcePathStyle: c.AWS_S3_FORCE_PATH_STYLE ?? Boolean(endpoint),
   // No built-in key pair: the embedded store's is generated per DATA_DIR and handed over by the host.
   for (const option of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'] as const) {
     if (!c[option]) throw new StorageError('not_configured', `configuration option ${option} is required`);
   }
+  const bucket = c.AWS_BUCKET ?? bucketForInstance(instance);
+  const endpoint = c.AWS_S3_ENDPOINT?.replace(/\/$/, '');
+  if (Boolean(c.AWS_UPLOAD_ACCESS_KEY_ID) !== Boolean(c.AWS_UPLOAD_SECRET_ACCESS_KEY)) {
+    const missing = c.AWS_UPLOAD_ACCESS_KEY_ID ? 'AWS_UPLOAD_SECRET_ACCESS_KEY' : 'AWS_UPLOAD_ACCESS_KEY_ID';
+    throw new StorageError('not_configured', `configuration option ${missing} is required with the other AWS_UPLOAD_ option`);
+  }
+  return {
+    accessKeyId: c.AWS_ACCESS_KEY_ID!,
+    secretAccessKey: c.AWS_SECRET_ACCESS_KEY!,
+    sessionToken: c.AWS_SESSION_TOKEN,
+    upload:
+      c.AWS_UPLOAD_ACCESS_KEY_ID && c.AWS_UPLOAD_SECRET_ACCESS_KEY
+        ? { accessKeyId: c.AWS_UPLOAD_ACCESS_KEY_ID, secretAccessKey: c.AWS_UPLOAD_SECRET_ACCESS_KEY }
+        : undefined,
+    region: c.AWS_REGION ?? c.REGION ?? DEFAULT_REGION,
+    bucket,
+    endpoint,
+    forcePathStyle: c.AWS_S3_FORCE_PATH_STYLE ?? Boolean(endpoint),
     timeoutMs: c.AWS_S3_TIMEOUT_MS ?? DEFAULT_TIMEOUT_MS,
     expire: c.EXPIRE,
     maxFileSize: c.MAX_FILE_SIZE ?? DEFAULT_MAX_FILE_SIZE,

@@ -22,6 +22,12 @@ export interface Store {
   readonly config: StorageConfig;
   readonly client: S3Client;
   readonly presign: (req: PresignRequest) => string;
+  /**
+   * Upload links (PUT presigner, POST policy client): signed by AWS_UPLOAD_* when set (an identity
+   * that can write but not read, see config.ts), else the same as `presign` and `client`.
+   */
+  readonly presignUpload: (req: PresignRequest) => string;
+  readonly uploadClient: S3Client;
   bucketReady?: Promise<void>;
 }
 
@@ -38,7 +44,16 @@ export function storeFor(rawConfig: unknown, instance: unknown): Store {
   let store = stores.get(cacheKey);
   if (!store) {
     const config = parseConfig(rawConfig, instance);
-    store = { config, client: new S3Client(clientConfig(config)), presign: createPresigner({ ...config }) };
+    const client = new S3Client(clientConfig(config));
+    const presign = createPresigner({ ...config });
+    const upload = config.upload ? { ...config, ...config.upload, sessionToken: undefined } : undefined;
+    store = {
+      config,
+      client,
+      presign,
+      presignUpload: upload ? createPresigner(upload) : presign,
+      uploadClient: upload ? new S3Client(clientConfig(upload)) : client,
+    };
     if (stores.size >= MAX_STORES) stores.delete(stores.keys().next().value as string);
     stores.set(cacheKey, store);
   }
@@ -183,10 +198,10 @@ export async function uploadLink(
   if (opts.method === 'PUT') {
     const headers: Record<string, string> = contentType ? { 'Content-Type': contentType } : {};
     const signed = contentType ? { 'content-type': contentType } : undefined;
-    const link = store.presign({ method: 'PUT', key, expiresIn, headers: signed });
+    const link = store.presignUpload({ method: 'PUT', key, expiresIn, headers: signed });
     return { link, method: 'PUT', headers, key, expiresAt: expiresAt(expiresIn) };
   }
-  const post = await createPresignedPost(store.client, {
+  const post = await createPresignedPost(store.uploadClient, {
     Bucket: store.config.bucket,
     Key: key,
     Expires: expiresIn,
