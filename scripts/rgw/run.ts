@@ -5,7 +5,14 @@
  *   node --import tsx scripts/rgw/run.ts -- <command...>
  *
  * The command gets AWS_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
- * AWS_S3_FORCE_PATH_STYLE=true and TEST_STORE=rgw. Afterwards (also on failure, SIGINT or SIGTERM)
+ * AWS_S3_FORCE_PATH_STYLE=true, TEST_STORE=rgw, and AWS_UPLOAD_ACCESS_KEY_ID /
+ * AWS_UPLOAD_SECRET_ACCESS_KEY: RGW accepts x-amz-* headers a presigned link did not sign, so the
+ * cluster is set up as the README's Security section tells a deployment to set up RGW:
+ *   - the socket's user gets a subuser with `--access=write` whose keys sign upload links only
+ *     (a copy needs read on its source: `x-amz-copy-source` on an upload link is AccessDenied);
+ *   - a user policy on the socket's user (subusers included) denies PutObject carrying a canned ACL
+ *     or a grant (`x-amz-acl`, `x-amz-grant-*`), so no link publishes a file.
+ * scripts/rgw/measure-link-headers.ts shows what each measure does. Afterwards (also on failure, SIGINT or SIGTERM)
  * every daemon started here is stopped by pid (radosgw, OSD, monitor: the other order waits), the
  * temp folder is removed, and the script exits with the command's exit code.
  *
@@ -13,7 +20,7 @@
  * nothing reads or writes /etc/ceph or /var/lib/ceph.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -22,7 +29,29 @@ import { join } from 'node:path';
 export const RGW_ACCESS_KEY = 'RGWTESTACCESSKEY0001';
 export const RGW_SECRET_KEY = 'rgwTestSecretKey0000000000000000000000001';
 export const RGW_REGION = 'us-east-1';
+export const RGW_UPLOAD_ACCESS_KEY = 'RGWTESTUPLOADKEY0001';
+export const RGW_UPLOAD_SECRET_KEY = 'rgwTestUploadSecretKey000000000000000001';
 const RGW_USER = 'aws-storage-test';
+/** Sets the socket user's policy (caps user-policy=*); the socket's own user has no caps. */
+const RGW_POLICY_ADMIN = 'aws-storage-policy-admin';
+const RGW_POLICY_ADMIN_ACCESS_KEY = 'RGWTESTPOLICYADMIN01';
+const RGW_POLICY_ADMIN_SECRET_KEY = 'rgwTestPolicyAdminSecret0000000000000001';
+/**
+ * Denies PutObject with a canned ACL or a grant, for the socket's user and its subusers, on every
+ * bucket. StringLike, not Null: RGW 16.2.15's Null operator denied plain PUTs and let grants through.
+ */
+export const NO_ACL_HEADERS_POLICY = {
+  Version: '2012-10-17',
+  Statement: [
+    { Effect: 'Deny', Action: 's3:PutObject', Resource: 'arn:aws:s3:::*', Condition: { StringLike: { 's3:x-amz-acl': '?*' } } },
+    ...['read', 'write', 'read-acp', 'write-acp', 'full-control'].map((g) => ({
+      Effect: 'Deny',
+      Action: 's3:PutObject',
+      Resource: 'arn:aws:s3:::*',
+      Condition: { StringLike: { [`s3:x-amz-grant-${g}`]: '*' } },
+    })),
+  ],
+};
 const MON_ID = 'a';
 const RGW_NAME = 'client.rgw.a';
 const MEMSTORE_BYTES = 1024 * 1024 * 1024;
@@ -415,7 +444,64 @@ async function bootstrap(): Promise<number> {
     `--secret-key=${RGW_SECRET_KEY}`,
   ]);
   log(`S3 user ${RGW_USER} created (${since(t)})`);
+
+  t = Date.now();
+  await must('radosgw-admin', [
+    ...c,
+    'subuser',
+    'create',
+    `--uid=${RGW_USER}`,
+    `--subuser=${RGW_USER}:upload`,
+    '--access=write',
+    '--key-type=s3',
+    `--access-key=${RGW_UPLOAD_ACCESS_KEY}`,
+    `--secret-key=${RGW_UPLOAD_SECRET_KEY}`,
+  ]);
+  await must('radosgw-admin', [
+    ...c,
+    'user',
+    'create',
+    `--uid=${RGW_POLICY_ADMIN}`,
+    `--display-name=${RGW_POLICY_ADMIN}`,
+    `--access-key=${RGW_POLICY_ADMIN_ACCESS_KEY}`,
+    `--secret-key=${RGW_POLICY_ADMIN_SECRET_KEY}`,
+    '--caps=user-policy=*',
+  ]);
+  const put = await iamCall(rgwPort, {
+    Action: 'PutUserPolicy',
+    UserName: RGW_USER,
+    PolicyName: 'no-acl-headers',
+    PolicyDocument: JSON.stringify(NO_ACL_HEADERS_POLICY),
+  });
+  if (put.status !== 200) throw new StepError(`PutUserPolicy answered ${put.status}: ${put.body.slice(0, 300)}`);
+  log(`upload subuser ${RGW_USER}:upload (write only) and the no-ACL-headers user policy set (${since(t)})`);
   return rgwPort;
+}
+
+/** One call of RGW's IAM API (form-encoded POST, SigV4 service "iam") as the policy admin. */
+async function iamCall(port: number, params: Record<string, string>): Promise<{ status: number; body: string }> {
+  const body = new URLSearchParams(params).toString();
+  const host = `127.0.0.1:${port}`;
+  const longDate = new Date().toISOString().replace(/[-:]|\.\d{3}/g, '');
+  const shortDate = longDate.slice(0, 8);
+  const scope = `${shortDate}/${RGW_REGION}/iam/aws4_request`;
+  const payloadHash = createHash('sha256').update(body).digest('hex');
+  const headers: Record<string, string> = {
+    'content-type': 'application/x-www-form-urlencoded',
+    host,
+    'x-amz-content-sha256': payloadHash,
+    'x-amz-date': longDate,
+  };
+  const signed = Object.keys(headers).sort();
+  const canonical = ['POST', '/', '', ...signed.map((h) => `${h}:${headers[h]}`), '', signed.join(';'), payloadHash].join('\n');
+  const toSign = ['AWS4-HMAC-SHA256', longDate, scope, createHash('sha256').update(canonical).digest('hex')].join('\n');
+  let key: Buffer = createHmac('sha256', `AWS4${RGW_POLICY_ADMIN_SECRET_KEY}`).update(shortDate).digest();
+  for (const part of [RGW_REGION, 'iam', 'aws4_request']) key = createHmac('sha256', key).update(part).digest();
+  const signature = createHmac('sha256', key).update(toSign).digest('hex');
+  headers.authorization = `AWS4-HMAC-SHA256 Credential=${RGW_POLICY_ADMIN_ACCESS_KEY}/${scope}, SignedHeaders=${signed.join(';')}, Signature=${signature}`;
+  delete headers.host;
+  const res = await fetch(`http://${host}/`, { method: 'POST', headers, body, signal: AbortSignal.timeout(STEP_TIMEOUT_MS) });
+  return { status: res.status, body: await res.text() };
 }
 
 function runCommand(port: number): Promise<number> {
@@ -425,6 +511,8 @@ function runCommand(port: number): Promise<number> {
       AWS_S3_ENDPOINT: `http://127.0.0.1:${port}`,
       AWS_ACCESS_KEY_ID: RGW_ACCESS_KEY,
       AWS_SECRET_ACCESS_KEY: RGW_SECRET_KEY,
+      AWS_UPLOAD_ACCESS_KEY_ID: RGW_UPLOAD_ACCESS_KEY,
+      AWS_UPLOAD_SECRET_ACCESS_KEY: RGW_UPLOAD_SECRET_KEY,
       AWS_REGION: RGW_REGION,
       AWS_S3_FORCE_PATH_STYLE: 'true',
       TEST_STORE: 'rgw',
