@@ -96,8 +96,8 @@ export async function presignUrl(
   i: { method: string; path: string; query?: Record<string, string>; headers?: Record<string, string>; expiresIn?: number; signingDate?: Date },
 ): Promise<string> {
   const url = new URL(c.endpoint);
-  // as the SDK's presigner: UNSIGNED-PAYLOAD in the query; headers given stay headers, and signed
-  const headers: Record<string, string> = { host: url.host, ...(i.headers ?? {}), 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' };
+  // as the SDK's presigner: X-Amz-Content-Sha256=UNSIGNED-PAYLOAD in the query (its casing); headers given stay headers, and signed
+  const headers: Record<string, string> = { host: url.host, ...(i.headers ?? {}), 'X-Amz-Content-Sha256': 'UNSIGNED-PAYLOAD' };
   const unhoistableHeaders = new Set(Object.keys(i.headers ?? {}).map((h) => h.toLowerCase()));
   const signed = await signerFor(c).presign(
     { method: i.method, protocol: 'http:', hostname: url.hostname, port: Number(url.port), path: i.path, query: i.query ?? {}, headers },
