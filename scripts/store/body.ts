@@ -41,8 +41,8 @@ export interface Received {
   checksum?: { name: ChecksumName; value: string };
 }
 
-/** What the request's headers say its body must be; malformed digests are refused up front. */
-export function expectationsOf(parts: RequestParts, payload: Payload, max: number): Expected {
+/** The digests a request's headers say its body has; malformed ones are refused up front. */
+export function digestsOf(parts: RequestParts, payload: Payload, max: number): Expected {
   const exp: Expected = { max };
   const md5 = header(parts, 'content-md5');
   if (md5 !== undefined) {
@@ -65,7 +65,12 @@ export function expectationsOf(parts: RequestParts, payload: Payload, max: numbe
     fail('InvalidRequest', 'x-amz-sdk-checksum-algorithm needs its x-amz-checksum- header (trailing checksums are not implemented)');
   }
   if (header(parts, 'x-amz-trailer') !== undefined) fail('NotImplemented', 'Trailing checksums are not implemented by this store');
+  return exp;
+}
 
+/** What the request's headers say its body must be: digests, and its exact length. */
+export function expectationsOf(parts: RequestParts, payload: Payload, max: number): Expected {
+  const exp = digestsOf(parts, payload, max);
   const contentLength = header(parts, 'content-length');
   if (header(parts, 'transfer-encoding') !== undefined) {
     fail('NotImplemented', 'A header you provided implies functionality that is not implemented: Transfer-Encoding');
@@ -123,6 +128,13 @@ class Digests {
   }
 }
 
+/** Checks a body read whole (a small XML document) against every digest its request carries. */
+export function checkWhole(exp: Expected, body: Buffer): void {
+  const d = new Digests(exp);
+  d.update(body);
+  d.check();
+}
+
 /** Streams `source` to a new temp file of `bucket`, checked against `exp`. The caller commits or removes `tmp`. */
 export async function receive(source: AsyncIterable<Buffer>, bucket: Bucket, exp: Expected): Promise<Received> {
   const tmp = bucket.tmpPath();
@@ -171,6 +183,7 @@ export async function discard(r: Received): Promise<void> {
 export function bodyOf(req: IncomingMessage, payload: Payload): AsyncIterable<Buffer> {
   if (payload.kind !== 'chunked') return req;
   const decoder = new ChunkedDecoder(payload);
+  decoder.on('error', () => {}); // the reader sees the error; an 'error' with no listener would end the thread
   req.on('error', (err) => decoder.destroy(err));
   req.on('aborted', () => decoder.destroy(new S3Error('IncompleteBody', 'The request was aborted')));
   return req.pipe(decoder);

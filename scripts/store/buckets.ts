@@ -1,7 +1,6 @@
 /** Bucket operations: create, head, delete, list; CORS and lifecycle configuration. */
-import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { bodyOf } from './body';
+import { bodyOf, checkWhole, digestsOf } from './body';
 import { header, type RequestParts, type Verified } from './auth';
 import type { Disk, Bucket } from './disk';
 import { S3Error, fail } from './errors';
@@ -16,6 +15,7 @@ export async function readSmallBody(req: IncomingMessage, parts: RequestParts, v
   if (header(parts, 'transfer-encoding') !== undefined && v.payload.kind !== 'chunked') {
     fail('NotImplemented', 'A header you provided implies functionality that is not implemented: Transfer-Encoding');
   }
+  const digests = digestsOf(parts, v.payload, MAX_XML_BODY);
   const declared = Number(header(parts, 'content-length') ?? '0');
   if (!(declared <= MAX_XML_BODY)) fail('MaxMessageLengthExceeded', 'Your request was too big.');
   const chunks: Buffer[] = [];
@@ -26,13 +26,7 @@ export async function readSmallBody(req: IncomingMessage, parts: RequestParts, v
     chunks.push(c);
   }
   const body = Buffer.concat(chunks);
-  if (v.payload.kind === 'sha256' && createHash('sha256').update(body).digest('hex') !== v.payload.hex) {
-    fail('XAmzContentSHA256Mismatch', "The provided 'x-amz-content-sha256' header does not match what was computed.");
-  }
-  const md5 = header(parts, 'content-md5');
-  if (md5 !== undefined && createHash('md5').update(body).digest('base64') !== md5.trim()) {
-    fail('BadDigest', 'The Content-MD5 you specified did not match what we received.');
-  }
+  checkWhole(digests, body);
   return body.toString('utf8');
 }
 
@@ -110,4 +104,28 @@ export function deleteSetting(bucket: Bucket, which: 'cors' | 'lifecycle'): Repl
   bucket.settings = rest;
   bucket.saveSettings();
   return emptyReply(204);
+}
+
+const MAX_DELETE_KEYS = 1000;
+
+/** DeleteObjects: up to 1000 keys in one request; S3 requires a digest of the document. */
+export async function deleteObjects(req: IncomingMessage, parts: RequestParts, v: Verified, bucket: Bucket): Promise<Reply> {
+  if (header(parts, 'content-md5') === undefined && ![...parts.headers.keys()].some((h) => h.startsWith('x-amz-checksum-'))) {
+    fail('InvalidRequest', 'Missing required header for this request: Content-MD5 or x-amz-checksum-*');
+  }
+  const root = parseXml(await readSmallBody(req, parts, v));
+  if (root.name !== 'Delete') fail('MalformedXML', 'Expected a Delete document');
+  const keys = childrenNamed(root, 'Object').map((o) => childText(o, 'Key') ?? '');
+  if (keys.length === 0 || keys.length > MAX_DELETE_KEYS) fail('MalformedXML', `A Delete document names 1 to ${MAX_DELETE_KEYS} objects`);
+  const quiet = childText(root, 'Quiet') === 'true';
+  const out: string[] = [];
+  for (const key of keys) {
+    if (key === '' || Buffer.byteLength(key) > 1024) {
+      out.push(`<Error><Key>${xmlEscape(key)}</Key><Code>InvalidArgument</Code><Message>Invalid key</Message></Error>`);
+      continue;
+    }
+    bucket.remove(key);
+    if (!quiet) out.push(`<Deleted><Key>${xmlEscape(key)}</Key></Deleted>`);
+  }
+  return xmlReply(200, `<DeleteResult xmlns="${S3_NS}">${out.join('')}</DeleteResult>`);
 }

@@ -57,10 +57,7 @@ export const fail = (code: S3ErrorCode, message: string): never => {
   throw new S3Error(code, message);
 };
 
-export function errorXml(err: S3Error, resource: string, requestId: string): string {
-  return (
-    '<?xml version="1.0" encoding="UTF-8"?>\n' +
-    `<Error><Code>${err.code}</Code><Message>${xmlEscape(err.message)}</Message>` +
-    `<Resource>${xmlEscape(resource)}</Resource><RequestId>${requestId}</RequestId></Error>`
-  );
+/** The error document. It names no key: an error answer to a refused link says nothing of what it pointed at. */
+export function errorXml(err: S3Error, requestId: string): string {
+  return '<?xml version="1.0" encoding="UTF-8"?>\n' + `<Error><Code>${err.code}</Code><Message>${xmlEscape(err.message)}</Message><RequestId>${requestId}</RequestId></Error>`;
 }

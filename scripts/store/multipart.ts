@@ -62,7 +62,7 @@ export function route(req: IncomingMessage, parts: RequestParts, v: Verified, bu
   checkKey(key);
   const id = query.get('uploadId');
   for (const name of query.keys()) {
-    if (!['uploads', 'uploadId', 'partNumber', 'max-parts', 'part-number-marker', 'x-id', 'encoding-type'].includes(name) && !name.startsWith('X-Amz-')) {
+    if (!['uploads', 'uploadId', 'partNumber', 'max-parts', 'part-number-marker', 'x-id', 'encoding-type'].includes(name) && !/^x-amz-/i.test(name)) {
       fail('NotImplemented', `The ${name} parameter is not implemented by this store`);
     }
   }

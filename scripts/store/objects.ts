@@ -247,7 +247,7 @@ const LIST_PARAMS = new Set(['list-type', 'prefix', 'delimiter', 'max-keys', 'st
 
 export function listObjects(query: Map<string, string>, bucket: Bucket): Reply {
   for (const name of query.keys()) {
-    if (!LIST_PARAMS.has(name) && !name.startsWith('X-Amz-')) fail('NotImplemented', `The ${name} parameter is not implemented by this store`);
+    if (!LIST_PARAMS.has(name) && !/^x-amz-/i.test(name)) fail('NotImplemented', `The ${name} parameter is not implemented by this store`);
   }
   const v2 = query.get('list-type') === '2';
   if (query.has('list-type') && !v2) fail('InvalidArgument', 'list-type must be 2');

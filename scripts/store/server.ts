@@ -19,10 +19,15 @@ import * as multipart from './multipart';
 
 /** Sub-resources of S3 this store does not implement: refused whatever the method. */
 const UNIMPLEMENTED = new Set([
-  'acl', 'accelerate', 'analytics', 'attributes', 'delete', 'encryption', 'intelligent-tiering', 'inventory', 'legal-hold',
+  'acl', 'accelerate', 'analytics', 'attributes', 'encryption', 'intelligent-tiering', 'inventory', 'legal-hold',
   'logging', 'metrics', 'notification', 'object-lock', 'ownershipControls', 'policy', 'policyStatus', 'publicAccessBlock',
   'replication', 'requestPayment', 'restore', 'retention', 'select', 'select-type', 'tagging', 'torrent', 'versionId',
   'versioning', 'versions', 'website', 'renameObject', 'session',
+]);
+/** The presigned signature's own parameters. */
+const SIGNATURE_PARAMS = new Set([
+  'x-amz-algorithm', 'x-amz-credential', 'x-amz-date', 'x-amz-expires', 'x-amz-signedheaders', 'x-amz-signature',
+  'x-amz-security-token', 'x-amz-content-sha256',
 ]);
 /** Query parameters an object GET/HEAD/PUT/DELETE may carry besides its signature. */
 const OBJECT_PARAMS = new Set([
@@ -81,8 +86,6 @@ async function route(req: IncomingMessage, res: ServerResponse, o: StoreServerOp
     const r = preflight(ctx.bucket, req.headers.origin, req.headers['access-control-request-method'], req.headers['access-control-request-headers'] as string | undefined);
     return { status: r.status, headers: r.headers };
   }
-  for (const name of query.keys()) if (UNIMPLEMENTED.has(name)) fail('NotImplemented', `The ${name} sub-resource is not implemented by this store`);
-
   // Browser form upload: authenticated by its policy, inside the form.
   if (method === 'POST' && bucketName && key === undefined && isFormPost(req) && parts.headers.get('authorization') === undefined && !query.has('X-Amz-Algorithm')) {
     for (const name of parts.headers.keys()) {
@@ -93,6 +96,13 @@ async function route(req: IncomingMessage, res: ServerResponse, o: StoreServerOp
   }
 
   const v = verifyRequest(parts, o.keys);
+  for (const name of query.keys()) {
+    if (UNIMPLEMENTED.has(name)) fail('NotImplemented', `The ${name} sub-resource is not implemented by this store`);
+    // x-amz-* parameters act as headers on a presigned request: only the signature's own are taken
+    if (/^x-amz-/i.test(name) && !SIGNATURE_PARAMS.has(name.toLowerCase())) {
+      fail('NotImplemented', `The ${name} parameter implies functionality that is not implemented by this store`);
+    }
+  }
   continueIfAsked(req, res);
 
   if (!bucketName) {
@@ -104,7 +114,7 @@ async function route(req: IncomingMessage, res: ServerResponse, o: StoreServerOp
   const bucket = o.disk.get(bucketName);
   if (query.has('uploads') || query.has('uploadId')) return multipart.route(req, parts, v, bucket, key, query);
   for (const name of query.keys()) {
-    if (!OBJECT_PARAMS.has(name) && !name.startsWith('X-Amz-')) fail('NotImplemented', `The ${name} parameter is not implemented by this store`);
+    if (!OBJECT_PARAMS.has(name) && !SIGNATURE_PARAMS.has(name.toLowerCase())) fail('NotImplemented', `The ${name} parameter is not implemented by this store`);
   }
   switch (method) {
     case 'PUT':
@@ -123,7 +133,7 @@ function bucketOperation(req: IncomingMessage, parts: RequestParts, v: Verified,
   const method = parts.method;
   if (method === 'PUT' && query.size === 0) return buckets.createBucket(req, parts, v, disk, name);
   const bucket = disk.get(name);
-  const sub = query.has('cors') ? 'cors' : query.has('lifecycle') ? 'lifecycle' : query.has('uploads') ? 'uploads' : query.has('location') ? 'location' : '';
+  const sub = query.has('delete') ? 'delete' : query.has('cors') ? 'cors' : query.has('lifecycle') ? 'lifecycle' : query.has('uploads') ? 'uploads' : query.has('location') ? 'location' : '';
   switch (`${method} ${sub}`) {
     case 'HEAD ':
       return { status: 200, headers: { 'x-amz-bucket-region': 'us-east-1' } };
@@ -146,6 +156,8 @@ function bucketOperation(req: IncomingMessage, parts: RequestParts, v: Verified,
       return buckets.getLifecycle(bucket);
     case 'DELETE lifecycle':
       return buckets.deleteSetting(bucket, 'lifecycle');
+    case 'POST delete':
+      return buckets.deleteObjects(req, parts, v, bucket);
     case 'GET uploads':
       return multipart.listUploads(query, bucket);
     default:
@@ -206,7 +218,6 @@ export function createStoreServer(o: StoreServerOptions): http.Server {
           log(`store: ${req.method} failed: ${(err as Error)?.message ?? String(err)}`);
           e = new S3Error('InternalError', 'We encountered an internal error. Please try again.');
         }
-        const resource = (req.url ?? '/').split('?')[0];
         const extra = (e as S3Error & { extra?: Record<string, string> }).extra ?? {};
         let cors: Record<string, string> = {};
         try {
@@ -214,7 +225,7 @@ export function createStoreServer(o: StoreServerOptions): http.Server {
         } catch {
           // a bucket's broken CORS document does not hide the error
         }
-        send(req, res, { status: e.status, headers: { 'Content-Type': 'application/xml', ...extra }, body: errorXml(e, resource, requestId) }, {
+        send(req, res, { status: e.status, headers: { 'Content-Type': 'application/xml', ...extra }, body: errorXml(e, requestId) }, {
           'x-amz-request-id': requestId,
           ...cors,
         });
