@@ -9,7 +9,9 @@
  *      HOST_WORKERS = the number of cores, and the host over a no-op socket (its own cost);
  *   3. user-upload base64 of 1 MiB and 8 MiB through the host vs a direct PutObject of the same bytes
  *      to the same store, and the host's peak RSS growth;
- *   4. make-links µs per link at 10, 100 and 1000 keys.
+ *   4. make-links µs per link at 10, 100 and 1000 keys;
+ *   5. the embedded store's PUT / GET / HEAD (1 KiB, 64 KiB; PUT 8 MiB) vs a bare fs write+rename / read / stat
+ *      loop of the same sizes (scripts/bench/store.bench.ts).
  *
  * Prints one table (figure, value, baseline, ratio, target, pass/fail) and writes bench-results/bench.json.
  * Options: --quick (shorter rounds, one 3 s load each), --duration <s> (autocannon seconds per round, default 5;
@@ -25,6 +27,7 @@ import { storeClient } from '../s3/client';
 import { startEmbeddedStore } from '../s3/embedded-store';
 import { startHost, type StartedHost } from '../../test/support/host';
 import { benchPresign, formatPresignTable, presignBenchKeys, type PresignBenchRow } from './presign.bench';
+import { benchStore, type StoreBenchRow } from './store.bench';
 import {
   PROJECT_ROOT,
   loadAvg,
@@ -236,6 +239,15 @@ async function main(): Promise<void> {
       fs.rmSync(host.dataDir, { recursive: true, force: true });
     }
   }
+
+  // ---- 5: the embedded store vs a bare fs loop ----
+  let storeRows: StoreBenchRow[] = [];
+  try {
+    storeRows = await benchStore({ quick: QUICK, log });
+  } catch (err) {
+    errors.store = String((err as Error)?.stack ?? err);
+    log(`store: FAILED ${errors.store}`);
+  }
   loads.end = loadAvg();
 
   // ---- the table ----
@@ -275,6 +287,9 @@ async function main(): Promise<void> {
       rows.push(row(`make-links µs/link, ${s.keys} keys`, s.usPerLink, 'µs', base.usPerLink, 'µs/link at 1000', '<= 1.5x (flat)', s.usPerLink <= 1.5 * base.usPerLink));
     }
   }
+  for (const s of storeRows) {
+    rows.push(row(s.figure, s.storeOps, 'ops/s', s.fsOps, `fs ${s.op === 'PUT' ? 'write+rename' : s.op === 'GET' ? 'read' : 'stat'} ops/s`, `>= ${s.target}x`, s.ratio >= s.target));
+  }
   log('');
   log(`aws-storage bench (${handlerSource}; load: start ${loads.start} / end ${loads.end}; ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
   log(formatTable(rows));
@@ -294,6 +309,7 @@ async function main(): Promise<void> {
     makeLinks: { presign: presignRows, linksChecked, scaling },
     host: { rounds: httpRounds, userUploadLink: hostLoad, bare: bareLoad, workers: WORKERS, userUploadLinkWorkers: workersLoad, noopEndpoint: noopLoad, answerBytes, rss: hostRss },
     uploads: uploads.map(({ answer: _a, ...u }) => u),
+    store: storeRows,
     errors,
   };
   const dir = path.join(PROJECT_ROOT, 'bench-results');
