@@ -131,6 +131,7 @@ export interface OpenObject {
 
 /** Opens the current version of a key, or undefined when there is none. */
 export async function openObject(bucket: Bucket, key: string): Promise<OpenObject | undefined> {
+  if (!bucket.metas.has(key)) return undefined; // the index is committed with the file: it decides
   let fh: fs.promises.FileHandle;
   try {
     fh = await fs.promises.open(bucket.objectPath(key), 'r');
@@ -161,9 +162,13 @@ export class Disk {
 
   constructor(readonly root: string) {}
 
-  /** Loads every bucket and rebuilds its index from the files. */
+  /** files imported from the former embedded store (s3rver) at this start */
+  imported = 0;
+
+  /** Loads every bucket and rebuilds its index from the files; buckets the former store (s3rver) left are imported first. */
   async load(): Promise<void> {
     fs.mkdirSync(this.root, { recursive: true });
+    await this.importLegacy();
     for (const name of fs.readdirSync(this.root)) {
       const dir = path.join(this.root, name);
       let settings: BucketSettings;
@@ -200,6 +205,79 @@ export class Disk {
     bucket.index.reset(keys);
   }
 
+  /**
+   * A DATA_DIR written by the former store (s3rver: `<bucket>/<key>._S3rver_object` beside
+   * `._S3rver_metadata.json`) keeps its files: each bucket folder without a bucket.json is moved to
+   * `.legacy-<bucket>`, its objects are copied in, and the old folder goes only once all are in (a
+   * start interrupted meanwhile imports again).
+   */
+  private async importLegacy(): Promise<void> {
+    for (const name of fs.readdirSync(this.root)) {
+      const dir = path.join(this.root, name);
+      if (name.startsWith('.') || !fs.statSync(dir).isDirectory()) continue;
+      if (fs.existsSync(path.join(dir, 'bucket.json')) || fs.existsSync(path.join(dir, 'objects'))) continue; // ours
+      fs.renameSync(dir, path.join(this.root, `.legacy-${name}`));
+    }
+    for (const entry of fs.readdirSync(this.root)) {
+      if (!entry.startsWith('.legacy-')) continue;
+      const name = entry.slice('.legacy-'.length);
+      const legacy = path.join(this.root, entry);
+      try {
+        checkBucketName(name);
+      } catch {
+        continue; // not a bucket: left alone
+      }
+      if (!fs.existsSync(path.join(this.root, name, 'bucket.json'))) this.createFolders(name);
+      const bucket = new Bucket(name, path.join(this.root, name), { created: fs.statSync(legacy).mtimeMs });
+      const cors = path.join(legacy, '._S3rver_cors.xml');
+      if (fs.existsSync(cors)) bucket.settings.cors = fs.readFileSync(cors, 'utf8');
+      const SUFFIX = '._S3rver_object';
+      const walk = (rel: string): string[] =>
+        fs.readdirSync(path.join(legacy, rel), { withFileTypes: true }).flatMap((d) => {
+          const r = rel ? `${rel}/${d.name}` : d.name;
+          if (d.isDirectory()) return walk(r);
+          return d.name.endsWith(SUFFIX) ? [r.slice(0, -SUFFIX.length)] : [];
+        });
+      for (const key of walk('')) {
+        const file = path.join(legacy, `${key}${SUFFIX}`);
+        let stored: Record<string, string> = {};
+        try {
+          stored = JSON.parse(fs.readFileSync(path.join(legacy, `${key}._S3rver_metadata.json`), 'utf8')) as Record<string, string>;
+        } catch {
+          // no metadata: the defaults below
+        }
+        const bytes = fs.readFileSync(file);
+        const headers: Record<string, string> = {};
+        const metadata: Record<string, string> = {};
+        for (const [k, v] of Object.entries(stored)) {
+          if (k.startsWith('x-amz-meta-')) metadata[k.slice(11)] = String(v);
+          else if (['cache-control', 'content-disposition', 'content-encoding', 'content-language', 'expires'].includes(k)) headers[k] = String(v);
+        }
+        const meta: ObjectMeta = {
+          key,
+          size: bytes.length,
+          etag: createHash('md5').update(bytes).digest('hex'),
+          lastModified: fs.statSync(file).mtimeMs,
+          contentType: stored['content-type'] ?? 'binary/octet-stream',
+          headers: Object.keys(headers).length ? headers : undefined,
+          metadata: Object.keys(metadata).length ? metadata : undefined,
+        };
+        const tmp = bucket.tmpPath();
+        fs.writeFileSync(tmp, Buffer.concat([bytes, trailerOf(meta)]));
+        bucket.commit(tmp, meta);
+        this.imported++;
+      }
+      bucket.saveSettings();
+      fs.rmSync(legacy, { recursive: true, force: true });
+    }
+  }
+
+  private createFolders(name: string): void {
+    const dir = path.join(this.root, name);
+    fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
+    fs.mkdirSync(path.join(dir, 'objects'), { recursive: true });
+  }
+
   get(name: string): Bucket {
     const b = this.buckets.get(name);
     if (!b) throw new S3Error('NoSuchBucket', 'The specified bucket does not exist');
@@ -211,8 +289,7 @@ export class Disk {
     checkBucketName(name);
     if (this.buckets.has(name)) return false;
     const dir = path.join(this.root, name);
-    fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
-    fs.mkdirSync(path.join(dir, 'objects'), { recursive: true });
+    this.createFolders(name);
     const bucket = new Bucket(name, dir, { created: Date.now() });
     bucket.saveSettings();
     this.buckets.set(name, bucket);
