@@ -1,5 +1,5 @@
 /**
- * The S3 store a test runs against: the embedded store (patched s3rver) by default, or the store the
+ * The S3 store a test runs against: the embedded store (scripts/store/) by default, or the store the
  * environment names (AWS_S3_ENDPOINT etc., as `npm run test:rgw` sets them), so the same tests prove
  * both. Each caller gets its own bucket.
  */
