@@ -10,6 +10,7 @@ import http from 'node:http';
 import {
   CreateBucketCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -167,10 +168,12 @@ describe('deleting the last object of a folder while a PUT goes into it', () => 
   }
 
   const deleteOne = async (keys: string[]) => void (await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: keys[0] })));
+  const deleteMany = async (keys: string[]) => void (await s3.send(new DeleteObjectsCommand({ Bucket: BUCKET, Delete: { Objects: keys.map((Key) => ({ Key })) } })));
   const variants: Array<[string, (keys: string[]) => Promise<void>, 'mid' | 'end', number]> = [
     ['DeleteObject mid-body', deleteOne, 'mid', 512 * 1024],
     ['DeleteObject just after the last byte (16 MiB body)', deleteOne, 'end', 16 * 1024 * 1024],
     ['DeleteObject just after the last byte (1 KiB body)', deleteOne, 'end', 1024],
+    ['DeleteObjects mid-body', deleteMany, 'mid', 512 * 1024],
   ];
 
   test.each(variants)('%s of a/b/only while a PUT to a/b/new is in flight: the PUT lands whole, the only key left', async (name, del, when, size) => {
