@@ -9,7 +9,7 @@ import zlib from 'node:zlib';
 import type { IncomingMessage } from 'node:http';
 import { ChunkedDecoder, header, type Payload, type RequestParts } from './auth';
 import { S3Error, fail } from './errors';
-import type { Bucket } from './disk';
+import { trailerOf, type Bucket, type ObjectMeta } from './disk';
 
 /** S3's single-request limit. */
 export const MAX_PUT_SIZE = 5 * 1024 ** 3;
@@ -33,13 +33,14 @@ export interface Expected {
 }
 
 export interface Received {
+  /** the finished temp file: bytes and trailer; the caller commits or discards it */
   tmp: string;
-  /** the temp file, still open: finish() appends the trailer and closes it */
-  fh: fs.promises.FileHandle;
-  size: number;
-  md5: Buffer;
+  meta: ObjectMeta;
   checksum?: { name: ChecksumName; value: string };
 }
+
+/** Bodies up to this size are gathered in memory and written in one call; larger ones stream to the file. */
+const SMALL_BODY = 1024 * 1024;
 
 /** The digests a request's headers say its body has; malformed ones are refused up front. */
 export function digestsOf(parts: RequestParts, payload: Payload, max: number): Expected {
@@ -135,48 +136,61 @@ export function checkWhole(exp: Expected, body: Buffer): void {
   d.check();
 }
 
-/** Streams `source` to a new temp file of `bucket`, checked against `exp`. The caller commits or removes `tmp`. */
-export async function receive(source: AsyncIterable<Buffer>, bucket: Bucket, exp: Expected): Promise<Received> {
+/**
+ * Streams `source` to a new temp file of `bucket`, checked against `exp`, and appends the metadata
+ * `metaOf` gives for it. On any failure the temp file is removed and nothing else changed.
+ */
+export async function receive(
+  source: AsyncIterable<Buffer>,
+  bucket: Bucket,
+  exp: Expected,
+  metaOf: (size: number, md5: Buffer) => ObjectMeta,
+): Promise<Received> {
   const tmp = bucket.tmpPath();
-  const fh = await fs.promises.open(tmp, 'wx');
   const digests = new Digests(exp);
   let size = 0;
+  let fh: fs.promises.FileHandle | undefined;
+  let held: Buffer[] = [];
   try {
     for await (const chunk of source) {
       size += chunk.length;
       if (size > exp.max) fail('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size');
       if (exp.length !== undefined && size > exp.length) fail('InvalidRequest', 'The body is longer than its declared length');
       digests.update(chunk);
-      await fh.write(chunk);
+      if (fh) await fh.write(chunk);
+      else {
+        held.push(chunk);
+        if (size > SMALL_BODY) {
+          fh = await fs.promises.open(tmp, 'wx');
+          await fh.write(Buffer.concat(held));
+          held = [];
+        }
+      }
     }
     if (exp.length !== undefined && size !== exp.length) {
       fail('IncompleteBody', 'You did not provide the number of bytes specified by the Content-Length HTTP header');
     }
     if (exp.min !== undefined && size < exp.min) fail('EntityTooSmall', 'Your proposed upload is smaller than the minimum allowed size');
     const { md5, checksum } = digests.check();
-    return { tmp, fh, size, md5, checksum };
+    const meta = metaOf(size, md5);
+    if (fh) {
+      await fh.write(trailerOf(meta));
+      await fh.close();
+    } else {
+      // a small body: one synchronous write on the store's own thread beats four trips to the thread pool
+      fs.writeFileSync(tmp, Buffer.concat([...held, trailerOf(meta)]), { flag: 'wx' });
+    }
+    return { tmp, meta, checksum };
   } catch (err) {
-    await fh.close().catch(() => undefined);
-    await fs.promises.rm(tmp, { force: true });
+    await fh?.close().catch(() => undefined);
+    fs.rmSync(tmp, { force: true });
     throw err instanceof S3Error ? err : new S3Error('IncompleteBody', 'The request body ended before it was complete');
   }
 }
 
-/** Appends the metadata trailer to a received temp file and closes it; on failure the temp file is gone. */
-export async function finish(r: Received, trailer: Buffer): Promise<void> {
-  try {
-    await r.fh.write(trailer);
-    await r.fh.close();
-  } catch (err) {
-    await discard(r);
-    throw err;
-  }
-}
-
 /** Drops a received temp file that will not be committed. */
-export async function discard(r: Received): Promise<void> {
-  await r.fh.close().catch(() => undefined);
-  await fs.promises.rm(r.tmp, { force: true });
+export function discard(r: Received): void {
+  fs.rmSync(r.tmp, { force: true });
 }
 
 /** The request's body, decoded when it is aws-chunked. */

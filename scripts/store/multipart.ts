@@ -11,9 +11,9 @@ import fs from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import type { RequestParts, Verified } from './auth';
-import { bodyOf, discard, expectationsOf, finish, MAX_PUT_SIZE, receive } from './body';
+import { bodyOf, discard, expectationsOf, MAX_PUT_SIZE, receive } from './body';
 import { parseLifecycle, readSmallBody } from './buckets';
-import { readTrailer, trailerOf, type Bucket, type ObjectMeta } from './disk';
+import { readMetaOf, trailerOf, type Bucket, type ObjectMeta } from './disk';
 import { S3Error, fail } from './errors';
 import { checkKey, refuseUnknownAmzHeaders, storedHeadersOf } from './objects';
 import { emptyReply, isoDate, xmlReply, type Reply } from './reply';
@@ -110,17 +110,22 @@ async function uploadPart(req: IncomingMessage, parts: RequestParts, v: Verified
   refuseUnknownAmzHeaders(parts, PART_AMZ_HEADERS);
   uploadOf(bucket, id, key);
   const exp = expectationsOf(parts, v.payload, MAX_PUT_SIZE);
-  const got = await receive(bodyOf(req, v.payload), bucket, exp);
-  const etag = got.md5.toString('hex');
-  await finish(got, trailerOf({ key: `${id}/${n}`, size: got.size, etag, lastModified: Date.now(), contentType: '' }));
+  const got = await receive(bodyOf(req, v.payload), bucket, exp, (size, md5) => ({
+    key: `${id}/${n}`,
+    size,
+    etag: md5.toString('hex'),
+    lastModified: Date.now(),
+    contentType: '',
+  }));
+  const etag = got.meta.etag;
   if (completing.has(id) || !readUpload(bucket, id)) {
-    await discard(got);
+    discard(got);
     return fail('NoSuchUpload', 'The specified upload does not exist. It may have been aborted or completed.');
   }
   try {
     fs.renameSync(got.tmp, path.join(uploadDir(bucket, id), String(n)));
   } catch {
-    await discard(got);
+    discard(got);
     return fail('NoSuchUpload', 'The specified upload does not exist. It may have been aborted or completed.');
   }
   const headers: Record<string, string> = { ETag: `"${etag}"` };
@@ -140,9 +145,7 @@ async function partsOf(bucket: Bucket, id: string): Promise<StoredPart[]> {
   const out: StoredPart[] = [];
   for (const n of names) {
     const file = path.join(dir, String(n));
-    const fh = await fs.promises.open(file, 'r').catch(() => undefined);
-    if (!fh) continue;
-    const meta = await readTrailer(fh).finally(() => fh.close());
+    const meta = readMetaOf(file);
     if (meta) out.push({ n, meta, file });
   }
   return out;

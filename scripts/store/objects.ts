@@ -1,9 +1,10 @@
 /** Object operations: PutObject, GetObject, HeadObject, DeleteObject, ListObjects(V2). One function each. */
+import fs from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { escapeKey } from '../../src/lib/sigv4';
 import { header, type RequestParts, type Verified } from './auth';
-import { bodyOf, expectationsOf, finish, MAX_PUT_SIZE, receive } from './body';
-import { openObject, trailerOf, type Bucket, type ObjectMeta } from './disk';
+import { bodyOf, expectationsOf, MAX_PUT_SIZE, receive } from './body';
+import { openObject, type Bucket, type ObjectMeta } from './disk';
 import { S3Error, fail } from './errors';
 import { emptyReply, httpDate, isoDate, xmlReply, type Reply } from './reply';
 import { S3_NS, xmlEscape } from './xml';
@@ -72,9 +73,14 @@ export async function putObject(req: IncomingMessage, parts: RequestParts, v: Ve
   refuseUnknownAmzHeaders(parts, PUT_AMZ_HEADERS);
   const stored = storedHeadersOf(parts);
   const exp = expectationsOf(parts, v.payload, MAX_PUT_SIZE);
-  const got = await receive(bodyOf(req, v.payload), bucket, exp);
-  const meta: ObjectMeta = { key, size: got.size, etag: got.md5.toString('hex'), lastModified: Date.now(), ...stored };
-  await finish(got, trailerOf(meta));
+  const got = await receive(bodyOf(req, v.payload), bucket, exp, (size, md5) => ({
+    key,
+    size,
+    etag: md5.toString('hex'),
+    lastModified: Date.now(),
+    ...stored,
+  }));
+  const meta = got.meta;
   bucket.commit(got.tmp, meta);
   const headers: Record<string, string> = { ETag: `"${meta.etag}"` };
   if (got.checksum) headers[`x-amz-checksum-${got.checksum.name}`] = got.checksum.value;
@@ -151,12 +157,16 @@ function rangeOf(value: string | undefined, size: number): { start: number; end:
   return { start, end };
 }
 
-export async function getObject(parts: RequestParts, query: Map<string, string>, bucket: Bucket, key: string, head: boolean): Promise<Reply> {
+/** Objects up to this size are read into memory in one call and sent whole; larger ones stream. */
+const SMALL_READ = 256 * 1024;
+
+export function getObject(parts: RequestParts, query: Map<string, string>, bucket: Bucket, key: string, head: boolean): Reply {
   checkKey(key);
   refuseUnknownAmzHeaders(parts, READ_AMZ_HEADERS);
-  const open = await openObject(bucket, key);
-  if (!open) throw new S3Error('NoSuchKey', 'The specified key does not exist.');
-  const { fh, meta } = open;
+  // HEAD answers from the index, which is committed together with each file
+  const open = head ? undefined : openObject(bucket, key);
+  const meta = head ? bucket.metas.get(key) : open?.meta;
+  if (!meta) throw new S3Error('NoSuchKey', 'The specified key does not exist.');
   let handedOver = false;
   try {
     const cond = preconditions(parts, meta, true);
@@ -169,15 +179,21 @@ export async function getObject(parts: RequestParts, query: Map<string, string>,
       if (err instanceof S3Error && err.code === 'InvalidRange') (err as S3Error & { extra?: Record<string, string> }).extra = { 'Content-Range': `bytes */${meta.size}` };
       throw err;
     }
-    if (range) {
-      headers['Content-Range'] = `bytes ${range.start}-${range.end}/${meta.size}`;
-      headers['Content-Length'] = String(range.end - range.start + 1);
-    } else headers['Content-Length'] = String(meta.size);
-    if (head) return { status: range ? 206 : 200, headers };
+    const start = range?.start ?? 0;
+    const end = range ? range.end : meta.size - 1;
+    if (range) headers['Content-Range'] = `bytes ${start}-${end}/${meta.size}`;
+    headers['Content-Length'] = String(end - start + 1);
+    const status = range ? 206 : 200;
+    if (head || !open) return { status, headers };
+    if (end - start + 1 <= SMALL_READ) {
+      const body = Buffer.alloc(end - start + 1);
+      if (body.length > 0) fs.readSync(open.fd, body, 0, body.length, start);
+      return { status, headers, body };
+    }
     handedOver = true;
-    return { status: range ? 206 : 200, headers, file: { fh, start: range?.start ?? 0, end: range ? range.end : meta.size - 1 } };
+    return { status, headers, file: { fd: open.fd, start, end } };
   } finally {
-    if (!handedOver) await fh.close();
+    if (open && !handedOver) fs.closeSync(open.fd);
   }
 }
 

@@ -7,8 +7,8 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { parseCredential, policySignature, sameSignature, type KeyRing } from './auth';
-import { MAX_PUT_SIZE, finish, receive } from './body';
-import { trailerOf, type Bucket, type ObjectMeta } from './disk';
+import { MAX_PUT_SIZE, receive } from './body';
+import type { Bucket } from './disk';
 import { S3Error, fail } from './errors';
 import { checkKey } from './objects';
 import { emptyReply, xmlReply, type Reply } from './reply';
@@ -239,7 +239,6 @@ async function receiveFile(reader: Reader, delim: Buffer, part: Part, fields: Ma
     }
   }
   const status = fields.get('success_action_status') ?? '204';
-  const got = await receive(reader.streamUntil(delim), bucket, { max: range.max, min: range.min });
   const headers: Record<string, string> = {};
   for (const h of ['cache-control', 'content-disposition', 'content-encoding', 'content-language', 'expires']) {
     const v = fields.get(h);
@@ -247,16 +246,16 @@ async function receiveFile(reader: Reader, delim: Buffer, part: Part, fields: Ma
   }
   const metadata: Record<string, string> = {};
   for (const [name, value] of fields) if (name.startsWith('x-amz-meta-')) metadata[name.slice(11)] = value;
-  const meta: ObjectMeta = {
+  const got = await receive(reader.streamUntil(delim), bucket, { max: range.max, min: range.min }, (size, md5) => ({
     key,
-    size: got.size,
-    etag: got.md5.toString('hex'),
+    size,
+    etag: md5.toString('hex'),
     lastModified: Date.now(),
     contentType: fields.get('content-type') ?? 'binary/octet-stream',
     headers: Object.keys(headers).length ? headers : undefined,
     metadata: Object.keys(metadata).length ? metadata : undefined,
-  };
-  await finish(got, trailerOf(meta));
+  }));
+  const meta = got.meta;
   bucket.commit(got.tmp, meta);
   const location = `/${encodeURIComponent(bucket.name)}/${encodeURIComponent(key).replace(/%2F/g, '/')}`;
   const etag = `"${meta.etag}"`;

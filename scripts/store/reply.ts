@@ -1,12 +1,12 @@
 /** What an operation answers: status, headers, and a body as text or as a range of an open file. */
-import type fs from 'node:fs';
 import { XML_DECL } from './xml';
 
 export interface Reply {
   status: number;
   headers: Record<string, string>;
-  body?: string;
-  file?: { fh: fs.promises.FileHandle; start: number; end: number };
+  body?: string | Buffer;
+  /** an open file to stream from (the sender closes it) */
+  file?: { fd: number; start: number; end: number };
 }
 
 export const xmlReply = (status: number, xml: string, headers: Record<string, string> = {}): Reply => ({

@@ -5,6 +5,7 @@
  * S3 error answer, and a malformed connection is closed.
  */
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { escapeUri } from '../../src/lib/sigv4';
 import { verifyRequest, type KeyRing, type RequestParts, type Verified } from './auth';
@@ -176,14 +177,9 @@ function send(req: IncomingMessage, res: ServerResponse, reply: Reply, extra: Re
   if (!req.complete) headers.Connection = 'close';
   const noBody = req.method === 'HEAD' || reply.status === 304 || reply.status === 204;
   if (reply.file) {
-    const { fh, start, end } = reply.file;
+    const { fd, start, end } = reply.file;
     res.writeHead(reply.status, headers);
-    if (end < start) {
-      res.end();
-      void fh.close();
-      return;
-    }
-    const stream = fh.createReadStream({ start, end, highWaterMark: 256 * 1024 });
+    const stream = fs.createReadStream('', { fd, start, end, highWaterMark: 256 * 1024, autoClose: true });
     stream.on('error', () => res.destroy());
     res.on('close', () => stream.destroy());
     stream.pipe(res);
@@ -205,7 +201,7 @@ export function createStoreServer(o: StoreServerOptions): http.Server {
     route(req, res, o, ctx).then(
       (reply) => {
         if (res.headersSent || res.destroyed) {
-          if (reply.file) void reply.file.fh.close();
+          if (reply.file) fs.closeSync(reply.file.fd);
           return;
         }
         send(req, res, reply, { 'x-amz-request-id': requestId, ...corsHeaders(ctx.bucket, req.headers.origin, req.method ?? '') });
