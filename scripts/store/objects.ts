@@ -115,15 +115,18 @@ function objectHeaders(meta: ObjectMeta, query: Map<string, string>): Record<str
 const unquote = (s: string) => s.trim().replace(/^W\//, '').replace(/^"|"$/g, '');
 const etagMatches = (list: string, etag: string) => list.split(',').some((e) => e.trim() === '*' || unquote(e) === etag);
 
+function dateHeader(parts: RequestParts, name: string): number | undefined {
+  const v = header(parts, name);
+  const t = v === undefined ? NaN : Date.parse(v);
+  return Number.isNaN(t) ? undefined : t;
+}
+
 /** If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since, in S3's order of precedence. */
 function preconditions(parts: RequestParts, meta: ObjectMeta, isGetOrHead: boolean): Reply | undefined {
   const ifMatch = header(parts, 'if-match');
   const ifNoneMatch = header(parts, 'if-none-match');
-  const since = (name: string) => {
-    const v = header(parts, name);
-    const t = v === undefined ? NaN : Date.parse(v);
-    return Number.isNaN(t) ? undefined : t;
-  };
+  if (ifMatch === undefined && ifNoneMatch === undefined && !parts.headers.has('if-modified-since') && !parts.headers.has('if-unmodified-since')) return undefined;
+  const since = (name: string) => dateHeader(parts, name);
   const modifiedSecond = Math.floor(meta.lastModified / 1000) * 1000;
   if (ifMatch !== undefined && !etagMatches(ifMatch, meta.etag)) throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold');
   const unmodifiedSince = since('if-unmodified-since');

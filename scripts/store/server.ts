@@ -193,8 +193,11 @@ function send(req: IncomingMessage, res: ServerResponse, reply: Reply, extra: Re
 
 export function createStoreServer(o: StoreServerOptions): http.Server {
   const log = o.log ?? (() => {});
+  // request ids: unique per start without a call to the random source per request
+  const idPrefix = randomBytes(4).toString('hex').toUpperCase();
+  let requests = 0;
   const handle = (req: IncomingMessage, res: ServerResponse) => {
-    const requestId = randomBytes(8).toString('hex').toUpperCase();
+    const requestId = `${idPrefix}${(++requests).toString(16).toUpperCase().padStart(8, '0')}`;
     const ctx: { bucket?: Bucket } = {};
     req.on('error', () => {}); // a client gone mid-body ends its own request, nothing else
     res.on('error', () => {});
