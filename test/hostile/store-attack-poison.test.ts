@@ -145,3 +145,17 @@ test('FINDING: a contentType argument with U+20AC or U+007F in a quoted paramete
   );
   expect(verdict).toEqual(Object.fromEntries(Object.keys(results).map((k) => [k, 'safe'])));
 });
+
+test('FINDING (socket side, same root): a contentType that cannot be an HTTP header value is 400 invalid_argument, not 503 storage_unavailable or a link', async () => {
+  const outcomes: Record<string, number> = {};
+  for (const [label, contentType] of [
+    ['euro sign', 'text/plain; x="\u20ac"'],
+    ['DEL', 'text/plain; x="\u007f"'],
+  ] as const) {
+    outcomes[`user-upload ${label}`] = (await call('user-upload', { name: `u-${label}.txt`, file: 'aGk=', contentType }, bob)).status;
+    outcomes[`user-upload-link PUT ${label}`] = (await call('user-upload-link', { name: `l-${label}.txt`, contentType }, bob)).status;
+    outcomes[`user-upload-link POST ${label}`] = (await call('user-upload-link', { name: `p-${label}.txt`, method: 'POST', contentType }, bob)).status;
+  }
+  expect(outcomes).toEqual(Object.fromEntries(Object.keys(outcomes).map((k) => [k, 400])));
+  expect(await healthy()).toBe(true);
+});
