@@ -30,6 +30,10 @@ const READ_AMZ_HEADERS = new Set(['x-amz-content-sha256', 'x-amz-date', 'x-amz-u
 export const MAX_KEY_BYTES = 1024;
 const MAX_METADATA_BYTES = 2048;
 
+/** What an HTTP header value may hold (as node:http checks it): tab, visible ASCII and bytes 0x80..0xFF. */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+export const isHeaderValue = (v: string): boolean => HEADER_VALUE.test(v);
+
 export function checkKey(key: string): void {
   if (key === '') fail('InvalidArgument', 'An object key is required');
   if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) fail('KeyTooLongError', 'Your key is too long');
@@ -96,6 +100,9 @@ function objectHeaders(meta: ObjectMeta, query: Map<string, string>): Record<str
   };
   for (const [name, value] of Object.entries(meta.headers ?? {})) h[name] = value;
   for (const [name, value] of Object.entries(meta.metadata ?? {})) h[`x-amz-meta-${name}`] = value;
+  // a value no header can carry (stored before the upload check) is left out, never sent
+  for (const name of Object.keys(h)) if (!isHeaderValue(h[name]) || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) delete h[name];
+  h['Content-Type'] ??= 'binary/octet-stream';
   // response-* overrides, as S3 allows on signed requests
   const overrides: Record<string, string> = {
     'response-content-type': 'Content-Type',

@@ -10,11 +10,12 @@ import { parseCredential, policySignature, sameSignature, type KeyRing } from '.
 import { MAX_PUT_SIZE, receive } from './body';
 import type { Bucket } from './disk';
 import { S3Error, fail } from './errors';
-import { checkKey } from './objects';
+import { checkKey, isHeaderValue } from './objects';
 import { emptyReply, xmlReply, type Reply } from './reply';
 import { xmlEscape } from './xml';
 
 const MAX_FIELDS_BYTES = 64 * 1024;
+const STORED_FIELDS = ['cache-control', 'content-disposition', 'content-encoding', 'content-language', 'expires'];
 const MAX_PART_HEADER = 8 * 1024;
 const MAX_FIELDS = 100;
 
@@ -238,9 +239,15 @@ async function receiveFile(reader: Reader, delim: Buffer, part: Part, fields: Ma
       fail('NotImplemented', `The form field ${name} is not implemented by this store`);
     }
   }
+  // every field that becomes a header of the object must be one a header can carry
+  for (const [name, value] of fields) {
+    if ((name === 'content-type' || STORED_FIELDS.includes(name) || name.startsWith('x-amz-meta-')) && !isHeaderValue(value)) {
+      fail('InvalidArgument', `The form field ${name} is not a valid HTTP header value`);
+    }
+  }
   const status = fields.get('success_action_status') ?? '204';
   const headers: Record<string, string> = {};
-  for (const h of ['cache-control', 'content-disposition', 'content-encoding', 'content-language', 'expires']) {
+  for (const h of STORED_FIELDS) {
     const v = fields.get(h);
     if (v !== undefined) headers[h] = v;
   }

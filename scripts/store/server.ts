@@ -207,7 +207,15 @@ export function createStoreServer(o: StoreServerOptions): http.Server {
           if (reply.file) fs.closeSync(reply.file.fd);
           return;
         }
-        send(req, res, reply, { 'x-amz-request-id': requestId, ...corsHeaders(ctx.bucket, req.headers.origin, req.method ?? '') });
+        try {
+          send(req, res, reply, { 'x-amz-request-id': requestId, ...corsHeaders(ctx.bucket, req.headers.origin, req.method ?? '') });
+        } catch (err) {
+          // an answer that cannot be written ends this request only, never the store
+          if (reply.file) fs.closeSync(reply.file.fd);
+          log(`store: ${req.method} answer failed: ${(err as Error)?.message ?? String(err)}`);
+          if (!res.headersSent) send(req, res, { status: 500, headers: { 'Content-Type': 'application/xml' }, body: errorXml(new S3Error('InternalError', 'We encountered an internal error. Please try again.'), requestId) }, { 'x-amz-request-id': requestId });
+          else res.destroy();
+        }
       },
       (err: unknown) => {
         if (res.headersSent || res.destroyed) return;
@@ -229,7 +237,11 @@ export function createStoreServer(o: StoreServerOptions): http.Server {
           ...cors,
         });
       },
-    );
+    ).catch((err: unknown) => {
+      // the last net: nothing a request does may end the store's thread
+      log(`store: ${req.method} failed after answering: ${(err as Error)?.message ?? String(err)}`);
+      res.destroy();
+    });
   };
   const server = http.createServer({ requestTimeout: 0, headersTimeout: 20_000, keepAliveTimeout: 5_000, maxHeaderSize: 16 * 1024 }, handle);
   server.on('checkContinue', handle);
