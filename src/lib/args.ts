@@ -31,11 +31,11 @@ export const method = z.preprocess(
   z.enum(['PUT', 'POST'], { error: 'must be PUT or POST' }).default('PUT'),
 );
 
-/** A media type such as `image/png` (parameters like `; charset=utf-8` allowed). */
+/** A media type such as `image/png` (parameters like `; charset=utf-8` allowed); visible ASCII only, as an HTTP header value must be. */
 export const contentType = z
   .string({ error: 'must be a string' })
   .max(255)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*(\s*;\s*[A-Za-z0-9_.-]+=("[^"\\\u0000-\u001f]*"|[A-Za-z0-9!#$&^_.+-]+))*$/, 'must be a media type like image/png')
+  .regex(/^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*([ \t]*;[ \t]*[A-Za-z0-9_.-]+=("[^"\\\u0000-\u001f\u007f-\uffff]*"|[A-Za-z0-9!#$&^_.+-]+))*$/, 'must be a media type like image/png')
   .optional();
 
 /** 1..max names, or one name as a string. */
