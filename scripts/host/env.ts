@@ -23,6 +23,56 @@ export interface HostSettings {
   shutdownTimeoutMs: number;
   /** HOST_WORKERS: processes serving HTTP (node:cluster); 1 serves from this process */
   workers: number;
+  /** what unauthenticated or slow traffic may hold (per process) */
+  limits: FrontDoorLimits;
+}
+
+/**
+ * The front door's bounds: what one process lets callers hold before their key is checked, and in all.
+ * Each is an environment variable (README, "The host").
+ */
+export interface FrontDoorLimits {
+  /** HOST_KEYLESS_BODY_LIMIT: bytes of body read from a call that brings no key in a header or the query */
+  keylessBodyLimit: number;
+  /** HOST_MAX_CONNECTIONS: open connections; past it requests answer 503 (and at twice it new ones are dropped) */
+  maxConnections: number;
+  /** HOST_MAX_INFLIGHT_BODY_BYTES: request body bytes held at once; past it 503 (one body is always let in) */
+  maxInflightBodyBytes: number;
+  /** HOST_HEADERS_TIMEOUT_MS: a request's headers must arrive within this */
+  headersTimeoutMs: number;
+  /** HOST_BODY_IDLE_TIMEOUT_MS: a body that sends nothing for this long is dropped (408) */
+  bodyIdleTimeoutMs: number;
+  /** HOST_MIN_BODY_RATE: bytes a second a body must average once it has taken HOST_BODY_IDLE_TIMEOUT_MS */
+  minBodyBytesPerSecond: number;
+  /** HOST_JSON_MAX_DEPTH: nesting of a JSON body */
+  jsonMaxDepth: number;
+  /** HOST_JSON_MAX_KEYS: keys and array elements of a JSON body, or fields of a form body */
+  jsonMaxKeys: number;
+}
+
+export const DEFAULT_LIMITS: FrontDoorLimits = {
+  keylessBodyLimit: 64 * 1024,
+  maxConnections: 1024,
+  maxInflightBodyBytes: 256 * 1024 * 1024,
+  headersTimeoutMs: 10_000,
+  bodyIdleTimeoutMs: 10_000,
+  minBodyBytesPerSecond: 1024,
+  jsonMaxDepth: 64,
+  jsonMaxKeys: 10_000,
+};
+
+export function readLimits(env: NodeJS.ProcessEnv = process.env): FrontDoorLimits {
+  const d = DEFAULT_LIMITS;
+  return {
+    keylessBodyLimit: intEnv(env, 'HOST_KEYLESS_BODY_LIMIT', d.keylessBodyLimit, 1024),
+    maxConnections: intEnv(env, 'HOST_MAX_CONNECTIONS', d.maxConnections, 1),
+    maxInflightBodyBytes: intEnv(env, 'HOST_MAX_INFLIGHT_BODY_BYTES', d.maxInflightBodyBytes, 1),
+    headersTimeoutMs: intEnv(env, 'HOST_HEADERS_TIMEOUT_MS', d.headersTimeoutMs, 100),
+    bodyIdleTimeoutMs: intEnv(env, 'HOST_BODY_IDLE_TIMEOUT_MS', d.bodyIdleTimeoutMs, 100),
+    minBodyBytesPerSecond: intEnv(env, 'HOST_MIN_BODY_RATE', d.minBodyBytesPerSecond, 0),
+    jsonMaxDepth: intEnv(env, 'HOST_JSON_MAX_DEPTH', d.jsonMaxDepth, 1, 10_000),
+    jsonMaxKeys: intEnv(env, 'HOST_JSON_MAX_KEYS', d.jsonMaxKeys, 1),
+  };
 }
 
 function intEnv(env: NodeJS.ProcessEnv, name: string, def: number, min = 0, max = 2 ** 31): number {
@@ -60,6 +110,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): HostSettings
     handlerGraceMs: intEnv(env, 'HANDLER_GRACE_MS', 5_000, 0),
     shutdownTimeoutMs: intEnv(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0),
     workers: env.HOST_WORKERS === 'auto' ? os.availableParallelism() : intEnv(env, 'HOST_WORKERS', 1, 1, 64),
+    limits: readLimits(env),
   };
 }
 

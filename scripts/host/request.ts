@@ -2,60 +2,258 @@
 import { isAscii } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 
+/**
+ * An answer the host gives itself (401, 413, 503, …). No stack trace is captured: these are answers,
+ * not faults, and a refused flood should not pay for a stack per request.
+ */
 export class HttpError extends Error {
-  constructor(
-    public status: number,
-    public code: string,
-    message: string,
-  ) {
+  status: number;
+  code: string;
+  constructor(status: number, code: string, message: string) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message);
+    Error.stackTraceLimit = limit;
+    this.status = status;
+    this.code = code;
   }
 }
 
-/** Reads the body, refusing (413) as soon as Content-Length or the bytes read pass `limit`. */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/** The client went away before its request ended: nothing to answer, nothing to log but the access line. */
+export class ClientGone extends Error {
+  constructor() {
+    super('the client closed the connection before its request ended');
+  }
+}
+
+/**
+ * Request body bytes held by the calls in flight, against one bound. A call reserves its body's
+ * Content-Length before reading (the whole buffer is allocated at once), a chunked body as it arrives.
+ * When nothing else is in flight a body is always let in, so that a single upload of any allowed size
+ * can pass however small the bound.
+ */
+export class BodyBudget {
+  used = 0;
+  constructor(readonly max: number) {}
+  take(bytes: number): boolean {
+    if (this.used > 0 && this.used + bytes > this.max) return false;
+    this.used += bytes;
+    return true;
+  }
+  give(bytes: number): void {
+    this.used -= bytes;
+  }
+}
+
+/** One call's share of the BodyBudget, given back when its answer is done. */
+export interface BodyTicket {
+  bytes: number;
+}
+
+export interface ReadBodyOptions {
+  limit: number;
+  /** the refusal once the declared or read size passes `limit` */
+  overLimit: () => HttpError;
+  budget: BodyBudget;
+  ticket: BodyTicket;
+  /** no byte for this long: 408 */
+  idleTimeoutMs: number;
+  /** once the body has taken idleTimeoutMs, it must average this many bytes a second: else 408 */
+  minBytesPerSecond: number;
+  /** checks depth and keys as the bytes arrive (see BodyShape) */
+  shape?: BodyShape;
+  /** the client sent `Expect: 100-continue`: tell it to send the body now */
+  sendContinue?: () => void;
+}
+
+export const busyError = (message: string) => new HttpError(503, 'busy', message);
+
+/**
+ * Reads the body: refused (overLimit) as soon as Content-Length or the bytes read pass the limit,
+ * 503 past the in-flight budget, 400 as soon as its shape passes the bounds, 408 when it stalls or
+ * trickles; ClientGone when the client leaves first.
+ */
+export function readBody(req: IncomingMessage, o: ReadBodyOptions): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > limit) {
-      reject(new HttpError(413, 'payload_too_large', `request body over ${limit} bytes`));
+    const expected = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : undefined;
+    if (expected !== undefined && expected > o.limit) {
+      reject(o.overLimit());
       return;
     }
+    if (expected === 0 || (expected === undefined && req.headers['transfer-encoding'] === undefined)) {
+      // No body at all (a GET, an empty POST): nothing to hold.
+      req.resume();
+      resolve(Buffer.alloc(0));
+      return;
+    }
+    if (expected !== undefined) {
+      if (!o.budget.take(expected)) {
+        reject(busyError(`the host holds as many request bodies as it may (${o.budget.max} bytes); try again shortly`));
+        return;
+      }
+      o.ticket.bytes += expected;
+    }
+    o.sendContinue?.();
     // With a Content-Length the body is copied once into a buffer of its size (large base64 uploads
     // would otherwise sit in memory twice: as chunks and as their concatenation).
-    const expected = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : undefined;
     const whole = expected !== undefined ? Buffer.allocUnsafe(expected) : undefined;
     const chunks: Buffer[] = [];
     let size = 0;
-    let failed = false;
+    let settled = false;
+    const started = performance.now();
+    let lastData = started;
+    const settle = () => {
+      settled = true;
+      clearInterval(timer);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onGone);
+      req.off('close', onGone);
+    };
+    const fail = (err: Error) => {
+      if (settled) return;
+      settle();
+      chunks.length = 0;
+      reject(err);
+    };
     const onData = (c: Buffer) => {
-      if (size + c.length > limit || (whole && size + c.length > whole.length)) {
-        failed = true;
-        req.off('data', onData);
-        chunks.length = 0;
-        reject(new HttpError(413, 'payload_too_large', `request body over ${whole ? 'its Content-Length or ' : ''}${limit} bytes`));
+      lastData = performance.now();
+      if (size + c.length > o.limit || (whole && size + c.length > whole.length)) {
+        fail(whole && size + c.length > whole.length ? new HttpError(400, 'invalid_argument', 'request body longer than its Content-Length') : o.overLimit());
+        return;
+      }
+      if (!whole) {
+        if (!o.budget.take(c.length)) {
+          fail(busyError(`the host holds as many request bodies as it may (${o.budget.max} bytes); try again shortly`));
+          return;
+        }
+        o.ticket.bytes += c.length;
+      }
+      const problem = o.shape?.feed(c);
+      if (problem) {
+        fail(new HttpError(400, 'invalid_argument', problem));
         return;
       }
       if (whole) c.copy(whole, size);
       else chunks.push(c);
       size += c.length;
     };
+    const onEnd = () => {
+      if (settled) return;
+      settle();
+      resolve(whole ? whole.subarray(0, size) : Buffer.concat(chunks, size));
+    };
+    const onGone = () => {
+      if (!req.complete) fail(new ClientGone());
+    };
+    // One check a second (or sooner for short timeouts): a stalled or trickling body is dropped.
+    const timer = setInterval(() => {
+      const now = performance.now();
+      if (now - lastData >= o.idleTimeoutMs) {
+        fail(new HttpError(408, 'request_timeout', `no request body bytes for ${o.idleTimeoutMs} ms`));
+      } else if (now - started >= o.idleTimeoutMs && size < ((now - started) / 1000) * o.minBytesPerSecond) {
+        fail(new HttpError(408, 'request_timeout', `the request body came slower than ${o.minBytesPerSecond} bytes a second`));
+      }
+    }, Math.max(50, Math.min(1_000, Math.floor(o.idleTimeoutMs / 4))));
     req.on('data', onData);
-    req.on('end', () => {
-      if (!failed) resolve(whole ? whole.subarray(0, size) : Buffer.concat(chunks, size));
-    });
-    req.on('error', (err) => {
-      if (!failed) reject(err);
-    });
+    req.on('end', onEnd);
+    req.on('error', onGone);
+    req.on('close', onGone);
   });
+}
+
+/**
+ * Bounds on a body's shape, checked as its bytes arrive, so that no JSON.parse or form parse ever
+ * starts on a body that nests deeper than maxDepth or has more than maxKeys keys and array elements
+ * (or form fields). Linear in the bytes: strings are skipped with Buffer.indexOf, not byte by byte.
+ * A body whose first byte is neither `{` nor `[` is not JSON the host will parse as an object; it is
+ * refused by JSON.parse's own answer (or read as a form) without this scan.
+ */
+export class BodyShape {
+  private started = false;
+  private json = false;
+  private inString = false;
+  private escaped = false;
+  private depth = 0;
+  private entries = 0;
+  private fields = 1;
+  /** arrays[d]: whether the container at depth d is an array */
+  private readonly arrays: boolean[] = [];
+
+  constructor(
+    private readonly maxDepth: number,
+    private readonly maxKeys: number,
+    /** a form body: count its `&`-separated fields too */
+    private readonly form: boolean,
+  ) {}
+
+  /** undefined while within the bounds; else why not */
+  feed(c: Buffer): string | undefined {
+    if (this.form) {
+      for (let at = c.indexOf(0x26); at !== -1; at = c.indexOf(0x26, at + 1)) {
+        if (++this.fields > this.maxKeys) return `request body has more than ${this.maxKeys} form fields`;
+      }
+    }
+    let i = 0;
+    const n = c.length;
+    if (!this.started) {
+      while (i < n && (c[i] === 0x20 || c[i] === 0x0a || c[i] === 0x0d || c[i] === 0x09)) i++;
+      if (i === n) return undefined;
+      this.started = true;
+      this.json = c[i] === 0x7b || c[i] === 0x5b;
+    }
+    if (!this.json) return undefined;
+    // Where the next quote and backslash are in this chunk (-1: none left), found once each, so that a
+    // string full of escapes stays linear.
+    let quote = -2;
+    let slash = -2;
+    while (i < n) {
+      if (this.inString) {
+        if (this.escaped) {
+          this.escaped = false;
+          i++;
+          continue;
+        }
+        if (quote !== -1 && quote < i) quote = c.indexOf(0x22, i);
+        if (slash !== -1 && slash < i) slash = c.indexOf(0x5c, i);
+        if (slash !== -1 && (quote === -1 || slash < quote)) {
+          this.escaped = true;
+          i = slash + 1;
+        } else if (quote === -1) {
+          return undefined;
+        } else {
+          this.inString = false;
+          i = quote + 1;
+        }
+        continue;
+      }
+      const b = c[i++];
+      if (b === 0x22) {
+        this.inString = true;
+      } else if (b === 0x7b || b === 0x5b) {
+        if (++this.depth > this.maxDepth) return `request body nests deeper than ${this.maxDepth} levels`;
+        this.arrays[this.depth] = b === 0x5b;
+      } else if (b === 0x7d || b === 0x5d) {
+        if (this.depth > 0) this.depth--;
+      } else if (b === 0x3a || (b === 0x2c && this.arrays[this.depth])) {
+        if (++this.entries > this.maxKeys) return `request body has more than ${this.maxKeys} keys and array elements`;
+      }
+    }
+    return undefined;
+  }
 }
 
 type Args = Record<string, unknown>;
 
+/** One pass over the parameters (getAll per distinct name would be quadratic in their number). */
 function fromSearchParams(sp: URLSearchParams): Args {
   const out: Args = Object.create(null);
-  for (const key of new Set(sp.keys())) {
-    const all = sp.getAll(key);
-    out[key] = all.length === 1 ? all[0] : all;
+  for (const [key, value] of sp) {
+    const had = out[key];
+    if (had === undefined) out[key] = value;
+    else if (Array.isArray(had)) had.push(value);
+    else out[key] = [had as string, value];
   }
   return { ...out };
 }
@@ -87,7 +285,7 @@ export function parseBody(body: Buffer, contentType: string | undefined): Args {
 }
 
 /** "Application/JSON; charset=utf-8" → "application/json" */
-function mediaType(contentType: string | undefined): string {
+export function mediaType(contentType: string | undefined): string {
   if (!contentType) return '';
   const semi = contentType.indexOf(';');
   return (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
@@ -104,6 +302,11 @@ export interface CallInput {
 const USER_KEY_ARGS = ['user_key', '_user_key'];
 const ADMIN_KEY_ARGS = ['api_key', '_api_key'];
 
+/**
+ * Takes the key arguments out of args. A key is a string (a number is taken as its digits, as a form
+ * would send it); a repeated query argument gives an array of them. Anything else (an object, a
+ * nested array, a boolean) is a malformed argument: 400, before any lookup.
+ */
 function takeStrings(args: Args, names: string[], into: string[]): void {
   for (const n of names) {
     if (!Object.prototype.hasOwnProperty.call(args, n)) continue;
@@ -111,7 +314,9 @@ function takeStrings(args: Args, names: string[], into: string[]): void {
     delete args[n];
     for (const s of Array.isArray(v) ? v : [v]) {
       if (s === undefined || s === null || s === '') continue;
-      into.push(String(s));
+      if (typeof s === 'string') into.push(s);
+      else if (typeof s === 'number' && Number.isFinite(s)) into.push(String(s));
+      else throw new HttpError(400, 'invalid_argument', `${n} must be a string`);
     }
   }
 }
@@ -125,25 +330,35 @@ function headerValues(v: string | string[] | undefined): string[] {
   return (Array.isArray(v) ? v : [v]).map((s) => s.trim()).filter((s) => s !== '');
 }
 
-/** Merges query and body (the body wins) and collects every key candidate, removing them from args. */
-export function collectCall(req: IncomingMessage, query: URLSearchParams | undefined, body: Args): CallInput {
+function takeMethod(args: Args): string | undefined {
+  if (!Object.prototype.hasOwnProperty.call(args, '_method')) return undefined;
+  const m = args._method;
+  delete args._method;
+  return typeof m === 'string' && /^(GET|POST|PUT|PATCH|DELETE)$/i.test(m) ? m.toUpperCase() : undefined;
+}
+
+/**
+ * What the headers and the query string bring, before any body is read: the keys (removed from the
+ * query's args) and the query's arguments.
+ */
+export function collectCall(req: IncomingMessage, query: URLSearchParams | undefined): CallInput {
   const q = query ? fromSearchParams(query) : {};
-  const b: Args = { ...body };
   const userKeys = headerValues(req.headers['x-user-key']);
   const adminKeys = headerValues(req.headers['x-api-key']);
-  for (const src of [q, b]) {
-    takeStrings(src, USER_KEY_ARGS, userKeys);
-    takeStrings(src, ADMIN_KEY_ARGS, adminKeys);
-  }
-  let methodOverride: string | undefined;
-  for (const src of [q, b]) {
-    if (Object.prototype.hasOwnProperty.call(src, '_method')) {
-      const m = src._method;
-      delete src._method;
-      if (typeof m === 'string' && /^(GET|POST|PUT|PATCH|DELETE)$/i.test(m)) methodOverride = m.toUpperCase();
-    }
-  }
-  return { args: query ? { ...q, ...b } : b, userKeys, adminKeys, methodOverride };
+  takeStrings(q, USER_KEY_ARGS, userKeys);
+  takeStrings(q, ADMIN_KEY_ARGS, adminKeys);
+  return { args: q, userKeys, adminKeys, methodOverride: takeMethod(q) };
+}
+
+/** The call with its body's arguments merged in (the body wins), and the keys the body brings. */
+export function withBody(early: CallInput, body: Args): CallInput {
+  const b: Args = { ...body };
+  const userKeys = [...early.userKeys];
+  const adminKeys = [...early.adminKeys];
+  takeStrings(b, USER_KEY_ARGS, userKeys);
+  takeStrings(b, ADMIN_KEY_ARGS, adminKeys);
+  const methodOverride = takeMethod(b) ?? early.methodOverride;
+  return { args: { ...early.args, ...b }, userKeys, adminKeys, methodOverride };
 }
 
 const HIDDEN_HEADERS = new Set(['x-user-key', 'x-api-key', 'authorization', 'cookie', 'proxy-authorization']);

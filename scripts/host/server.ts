@@ -2,10 +2,25 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import type net from 'node:net';
 import path from 'node:path';
 import { digestsEqual, keyDigest } from './admin-key';
+import { DEFAULT_LIMITS, type FrontDoorLimits } from './env';
 import { errorAnswer, HandlerAnswer, invokeHandler, jsonAnswer } from './invoke';
-import { collectCall, CallInput, HttpError, parseBody, readBody, requestMeta } from './request';
+import {
+  BodyBudget,
+  BodyShape,
+  type BodyTicket,
+  CallInput,
+  ClientGone,
+  collectCall,
+  HttpError,
+  mediaType,
+  parseBody,
+  readBody,
+  requestMeta,
+  withBody,
+} from './request';
 import type { LoadedSocket } from './socket';
 import { InvalidUsernameError, User, UsernameTakenError, UserStore } from './users';
 
@@ -24,7 +39,14 @@ export interface ServerDeps {
   tls?: { cert: Buffer; key: Buffer };
   publicDir?: string;
   log?: (line: string) => void;
+  /** the front door's bounds (defaults: DEFAULT_LIMITS) */
+  limits?: Partial<FrontDoorLimits>;
 }
+
+/** Seconds a 503 for a full host asks the client to wait. */
+const RETRY_AFTER_SECONDS = 1;
+/** A refused request's connection stays open (its body unread) this long, for the client to read the answer. */
+const LINGER_MS = 2_000;
 
 const CORS_HEADERS: Record<string, string> = {
   'Access-Control-Allow-Origin': '*',
@@ -94,6 +116,19 @@ function batchedStdout(): { log: (line: string) => void; flush: () => void } {
   };
 }
 
+/** One request's answer, its share of the in-flight body budget, and whether it waits for a 100. */
+interface Exchange {
+  res: http.ServerResponse;
+  ticket: BodyTicket;
+  expectsContinue: boolean;
+}
+
+/** Who the keys of a call are. */
+interface Caller {
+  user?: User & { user_key: string };
+  admin: boolean;
+}
+
 /** How long a call spent receiving its body and parsing its arguments, in ms. */
 interface Phases {
   read: number;
@@ -129,6 +164,12 @@ export function createHostServer(deps: ServerDeps): HostServer {
   const socketName = deps.socket.definition.name;
   // The page's folder, resolved once; every file served must resolve inside it.
   const publicRoot = deps.publicDir && fs.existsSync(deps.publicDir) ? fs.realpathSync(deps.publicDir) : undefined;
+  const limits: FrontDoorLimits = { ...DEFAULT_LIMITS, ...deps.limits };
+  const keylessLimit = Math.min(limits.keylessBodyLimit, deps.bodyLimit);
+  const budget = new BodyBudget(limits.maxInflightBodyBytes);
+  /** each request's answer and its share of the body budget */
+  const exchanges = new WeakMap<http.IncomingMessage, Exchange>();
+  let connections = 0;
   let inFlight = 0;
   let closing = false;
   const idleWaiters: Array<() => void> = [];
@@ -171,7 +212,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
   }
 
   /** Keys → {user, admin}; any unknown or disagreeing key is a 401. */
-  function authenticate(call: CallInput): { user?: User & { user_key: string }; admin: boolean } {
+  function authenticate(call: CallInput): Caller {
     const adminKeys = distinct(call.adminKeys);
     const userKeys = distinct(call.userKeys);
     if (adminKeys.length > 1) throw new HttpError(401, 'unauthorized', 'admin keys given in several places disagree');
@@ -194,24 +235,56 @@ export function createHostServer(deps: ServerDeps): HostServer {
     return { user, admin };
   }
 
-  async function readCall(req: http.IncomingMessage, url: URL, phases?: Phases): Promise<CallInput> {
+  /**
+   * The front door of every call: the keys in the headers and the query are checked before one byte of
+   * the body is read (an unknown key is 401 at once). The body is then read against the full limit
+   * only for a caller already known to be let in (for `needsAdmin`, the admin key; else any valid key);
+   * every other body can bring its key only inside itself, and is read only up to the keyless limit,
+   * past which it is refused as a call without its key: every endpoint of this socket needs a key, so
+   * such a call could only ever end 401 (403 where the admin key is needed). The keys the body brings
+   * are then checked with the others (they must agree).
+   */
+  async function admitCall(req: http.IncomingMessage, url: URL, needsAdmin: boolean, phases?: Phases): Promise<{ call: CallInput; caller: Caller }> {
+    const early = collectCall(req, url.search ? url.searchParams : undefined);
+    const earlyCaller = authenticate(early);
+    const known = needsAdmin ? earlyCaller.admin : earlyCaller.admin || earlyCaller.user !== undefined;
+    const limit = known ? deps.bodyLimit : keylessLimit;
+    const overLimit = known
+      ? () => new HttpError(413, 'payload_too_large', `request body over ${limit} bytes`)
+      : needsAdmin
+        ? () => new HttpError(403, 'forbidden', `this needs the admin key; a request body over ${limit} bytes must bring it in the X-API-KEY header (or api_key in the query)`)
+        : () => new HttpError(401, 'unauthorized', `no key came in a header or the query; a request body over ${limit} bytes must bring its key in the X-USER-KEY or X-API-KEY header (or user_key / api_key in the query)`);
+    const contentType = req.headers['content-type'];
+    const ex = exchanges.get(req)!;
     const start = performance.now();
-    const body = await readBody(req, deps.bodyLimit);
+    const body = await readBody(req, {
+      limit,
+      overLimit,
+      budget,
+      ticket: ex.ticket,
+      idleTimeoutMs: limits.bodyIdleTimeoutMs,
+      minBytesPerSecond: limits.minBodyBytesPerSecond,
+      shape: new BodyShape(limits.jsonMaxDepth, limits.jsonMaxKeys, mediaType(contentType) === 'application/x-www-form-urlencoded'),
+      // `Expect: 100-continue`: the client waits for the 100 before it sends the body; it is sent only
+      // now that the keys are checked and the body is wanted.
+      sendContinue: ex.expectsContinue ? () => ex.res.writeContinue() : undefined,
+    });
     const read = performance.now();
-    // No query string (the usual call): no URLSearchParams at all.
-    const call = collectCall(req, url.search ? url.searchParams : undefined, parseBody(body, req.headers['content-type']));
+    const call = withBody(early, parseBody(body, contentType));
     if (phases) {
       phases.read = read - start;
       phases.parse = performance.now() - read;
     }
-    return call;
+    // Keys only in the headers or query (the usual call): already checked.
+    const bodyKeys = call.userKeys.length !== early.userKeys.length || call.adminKeys.length !== early.adminKeys.length;
+    return { call, caller: bodyKeys ? authenticate(call) : earlyCaller };
   }
 
   async function handleEndpoint(req: http.IncomingMessage, url: URL, endpoint: string): Promise<HandlerAnswer> {
     const phases: Phases = { read: 0, parse: 0 };
-    const call = await readCall(req, url, phases);
-    const { user, admin } = authenticate(call);
     const ep = deps.socket.endpoints.get(endpoint)!;
+    const { call, caller } = await admitCall(req, url, ep.metadata.private === true, phases);
+    const { user, admin } = caller;
     if (ep.metadata.private === true && !admin) {
       return errorAnswer(403, 'forbidden', `${socketName}/${endpoint} is private: it needs the admin key`);
     }
@@ -240,8 +313,8 @@ export function createHostServer(deps: ServerDeps): HostServer {
   }
 
   async function handleUsers(req: http.IncomingMessage, url: URL): Promise<HandlerAnswer> {
-    const call = await readCall(req, url);
-    const { admin } = authenticate(call);
+    const { call, caller } = await admitCall(req, url, true);
+    const { admin } = caller;
     if (!admin) return errorAnswer(403, 'forbidden', 'creating users needs the admin key');
     try {
       const u = deps.users.add(call.args.username as string);
@@ -317,14 +390,53 @@ export function createHostServer(deps: ServerDeps): HostServer {
     }
   }
 
-  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
+  /**
+   * Answers a refusal while the request's body may still be coming. Closing at once would reset the
+   * connection with the client's bytes unread, and a client still sending would then lose the answer
+   * too (a TCP reset discards what it has not read yet); reading the rest would let the client choose
+   * how much work the refusal costs. So the answer is written, the body is no longer read (Node would
+   * otherwise drop it as fast as it comes), and the connection is closed LINGER_MS later: time for
+   * the client to read the answer. A stalled body (408) is not waited for.
+   */
+  function refuse(req: http.IncomingMessage, res: http.ServerResponse, a: HandlerAnswer, linger: boolean): void {
+    if (req.complete) {
+      send(res, a);
+      return;
+    }
+    if (!linger) {
+      send(res, { ...a, headers: { ...a.headers, Connection: 'close' } });
+      res.once('finish', () => req.socket.destroy());
+      return;
+    }
+    const socket = req.socket;
+    // Registered after Node's own 'finish' listener, which starts dropping an unread body.
+    res.once('finish', () => req.pause());
+    send(res, a);
+    // Spread over ±25 %, so that connections refused together are not all closed (and reopened) together.
+    const t = setTimeout(() => socket.destroy(), LINGER_MS * (0.75 + Math.random() / 2));
+    t.unref();
+    socket.once('close', () => clearTimeout(t));
+  }
+
+  const busy = (message: string): HandlerAnswer => ({
+    ...errorAnswer(503, 'busy', message),
+    headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) },
+  });
+
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse, expectsContinue = false) => {
     const started = performance.now();
     inFlight++;
+    const ex: Exchange = { res, ticket: { bytes: 0 }, expectsContinue };
+    exchanges.set(req, ex);
     let pathname = '/';
     res.on('close', () => {
       inFlight--;
+      budget.give(ex.ticket.bytes);
+      ex.ticket.bytes = 0;
       const ms = performance.now() - started;
-      log(`${isoNow()} ${req.method} ${logPath(pathname)} ${res.statusCode} ${ms.toFixed(1)}ms`);
+      // 499 (as nginx logs it): the client left before it had an answer; one line, no stack.
+      const status = res.headersSent || res.writableFinished ? String(res.statusCode) : '499 client closed the connection';
+      log(`${isoNow()} ${req.method} ${logPath(pathname)} ${status} ${ms.toFixed(1)}ms`);
       if (inFlight === 0) idleWaiters.splice(0).forEach((f) => f());
     });
     let url: URL;
@@ -332,23 +444,23 @@ export function createHostServer(deps: ServerDeps): HostServer {
       url = new URL(req.url ?? '/', 'http://host');
       pathname = url.pathname;
     } catch {
-      send(res, errorAnswer(400, 'invalid_argument', 'malformed request URL'));
+      refuse(req, res, errorAnswer(400, 'invalid_argument', 'malformed request URL'), true);
+      return;
+    }
+    if (connections > limits.maxConnections) {
+      refuse(req, res, busy(`the host has as many connections as it may (${limits.maxConnections}); try again shortly`), true);
       return;
     }
     dispatch(req, url).then(
       (a) => send(res, a),
       (err) => {
+        if (err instanceof ClientGone) return; // nobody to answer; the access line says 499
         if (err instanceof HttpError) {
-          if (err.status === 413) {
-            // Answer now, then stop reading: drain what the client still sends (bounded), then close.
-            send(res, { ...errorAnswer(413, err.code, err.message), headers: { Connection: 'close' } });
-            req.resume();
-            const t = setTimeout(() => req.socket.destroy(), 5_000);
-            t.unref();
-            req.once('end', () => clearTimeout(t));
-            return;
-          }
-          send(res, errorAnswer(err.status, err.code, err.message));
+          const a = errorAnswer(err.status, err.code, err.message);
+          if (err.status === 503) a.headers['Retry-After'] = String(RETRY_AFTER_SECONDS);
+          // Answered while the body may still be coming (a refusal before or while it is read).
+          if (!req.complete) refuse(req, res, a, err.status !== 408);
+          else send(res, a);
           return;
         }
         log(`error: ${(err as Error)?.stack ?? String(err)}`);
@@ -357,12 +469,25 @@ export function createHostServer(deps: ServerDeps): HostServer {
     );
   };
 
+  const options: http.ServerOptions = {
+    // How often Node checks headersTimeout and requestTimeout (its default, 30 s, would let a
+    // connection that never finishes its headers stay three times as long as the timeout says).
+    connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: Math.max(300_000, limits.headersTimeoutMs),
+    keepAliveTimeout: 5_000,
+  };
   const server = deps.tls
-    ? https.createServer({ cert: deps.tls.cert, key: deps.tls.key }, onRequest)
-    : http.createServer(onRequest);
-  server.headersTimeout = 30_000;
-  server.requestTimeout = 300_000;
-  server.keepAliveTimeout = 5_000;
+    ? https.createServer({ ...options, cert: deps.tls.cert, key: deps.tls.key }, onRequest)
+    : http.createServer(options, onRequest);
+  server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => onRequest(req, res, true));
+  // Connections are counted as they open; past the bound their requests answer 503, and past twice
+  // the bound a new connection is closed at once (it would hold a socket and a file descriptor).
+  server.on('connection', (socket: net.Socket) => {
+    connections++;
+    socket.once('close', () => connections--);
+    if (connections > 2 * limits.maxConnections) socket.destroy();
+  });
 
   return {
     server,

@@ -280,11 +280,13 @@ describe('handlers', () => {
   });
 });
 
+// A body over 64 KiB is read only for a caller whose key came in a header or the query (front-door tests).
 describe('body limit', () => {
   test('413 when Content-Length passes the limit; a body just under it is read', async () => {
-    const under = await call('/aws-storage/echo/', json({ file: 'A'.repeat(BODY_LIMIT - 20) }));
+    const key = { 'x-user-key': alice.user_key };
+    const under = await call('/aws-storage/echo/', json({ file: 'A'.repeat(BODY_LIMIT - 20) }, key));
     expect(under.status).toBe(200);
-    const over = await call('/aws-storage/echo/', json({ file: 'A'.repeat(BODY_LIMIT) }));
+    const over = await call('/aws-storage/echo/', json({ file: 'A'.repeat(BODY_LIMIT) }, key));
     expect(over).toMatchObject({ status: 413, body: { code: 'payload_too_large' } });
   });
 
@@ -293,7 +295,13 @@ describe('body limit', () => {
     const result = await new Promise<{ status: number; body: string; sent: number }>((resolve, reject) => {
       let sent = 0;
       const req = http.request(
-        { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-type': 'application/json' } },
+        {
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname,
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-user-key': alice.user_key },
+        },
         (res) => {
           let body = '';
           res.setEncoding('utf8').on('data', (d) => (body += d));
