@@ -13,7 +13,9 @@ export default endpoint({
   run: async ({ args, store, user }) => {
     if ((args.name === undefined) === (args.names === undefined)) throw invalidArgument('give either name or names');
     // Every name is checked before anything is deleted: a bad name fails the call and changes nothing.
-    const targets = (args.names ?? [args.name]).map((given, i) => userKey(user.id, given, args.names ? `names.${i}` : 'name'));
+    const checked = (args.names ?? [args.name]).map((given, i) => userKey(user.id, given, args.names ? `names.${i}` : 'name'));
+    // A name given twice (or in two forms of one NFC name) is one file: deleted, or reported, once.
+    const targets = [...new Map(checked.map((t) => [t.key, t])).values()];
     const deleted: string[] = [];
     const errors: Array<{ name: string; message: string }> = [];
     await mapLimit(targets, 16, async (target) => {
