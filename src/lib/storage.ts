@@ -13,10 +13,10 @@ import {
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { parseConfig, type StorageConfig } from './config';
 import { httpStatus, isMissingObject, StorageError, toStorageError } from './errors';
 import { createPresigner, type PresignRequest } from './presign';
+import { ALGORITHM, credentialScope, getSigningKey, longDateOf, signString } from './sigv4';
 
 export interface Store {
   readonly config: StorageConfig;
@@ -193,6 +193,12 @@ export async function uploadLink(
   store: Store,
   opts: { key: string; method: 'PUT' | 'POST'; contentType?: string; expiresIn: number; maxSize: number },
 ): Promise<UploadLink> {
+  // S3 (and the embedded store) put the uploaded file's name in place of `${filename}` in a POST's key,
+  // and the policy names the exact key: such a link could never upload. Said now, not as a 403 later;
+  // a PUT link or user-upload takes the name as the characters it is.
+  if (opts.method === 'POST' && opts.key.includes('${filename}')) {
+    throw new StorageError('invalid_argument', 'a POST link cannot be made for a name containing ${filename} (S3 replaces it in a POST upload); use a PUT link');
+  }
   await ensureBucket(store);
   const { key, contentType, expiresIn } = opts;
   if (opts.method === 'PUT') {
@@ -201,7 +207,7 @@ export async function uploadLink(
     const link = store.presignUpload({ method: 'PUT', key, expiresIn, headers: signed });
     return { link, method: 'PUT', headers, key, expiresAt: expiresAt(expiresIn) };
   }
-  const post = await createPresignedPost(store.uploadClient, {
+  const post = await presignPost(store.uploadClient, postUrl(store), {
     Bucket: store.config.bucket,
     Key: key,
     Expires: expiresIn,
@@ -213,6 +219,54 @@ export async function uploadLink(
     Fields: contentType ? { 'Content-Type': contentType } : {},
   });
   return { link: post.url, method: 'POST', headers: {}, fields: post.fields, key, expiresAt: expiresAt(expiresIn) };
+}
+
+/** Where a POST upload goes: the bucket's URL, a presigned link's without the key (cached per store). */
+const postUrls = new WeakMap<Store, string>();
+function postUrl(store: Store): string {
+  let url = postUrls.get(store);
+  if (url === undefined) {
+    const link = new URL(store.presignUpload({ method: 'PUT', key: 'k', expiresIn: 1 }));
+    const path = link.pathname.slice(0, -'k'.length);
+    // As the SDK writes it: "https://<bucket>.s3.<region>.amazonaws.com/", "http://127.0.0.1:4569/<bucket>".
+    url = `${link.origin}${path === '/' ? '/' : path.replace(/\/$/, '')}`;
+    postUrls.set(store, url);
+  }
+  return url;
+}
+
+/**
+ * A presigned POST policy, signed as createPresignedPost signs it (the client's credentials, region and
+ * clock offset), but its key condition is always `["eq", "$key", Key]`. createPresignedPost writes
+ * `["starts-with", "$key", …]` for a key ending in `${filename}`, and a store that puts the uploaded
+ * file's name there would let the user write any key under that prefix, names the rules refuse too.
+ * Here `${filename}` is just characters of the one key the link is for.
+ */
+async function presignPost(
+  client: S3Client,
+  url: string,
+  opts: { Bucket: string; Key: string; Expires: number; Conditions: unknown[]; Fields: Record<string, string> },
+): Promise<{ url: string; fields: Record<string, string> }> {
+  const credentials = await client.config.credentials();
+  const region = await client.config.region();
+  const now = new Date(Date.now() + (client.config.systemClockOffset ?? 0));
+  const longDate = longDateOf(now);
+  const shortDate = longDate.slice(0, 8);
+  const fields: Record<string, string> = {
+    ...opts.Fields,
+    bucket: opts.Bucket,
+    'X-Amz-Algorithm': ALGORITHM,
+    'X-Amz-Credential': `${credentials.accessKeyId}/${credentialScope(shortDate, region)}`,
+    'X-Amz-Date': longDate,
+    ...(credentials.sessionToken ? { 'X-Amz-Security-Token': credentials.sessionToken } : {}),
+  };
+  const conditions: unknown[] = [...opts.Conditions];
+  for (const [name, value] of Object.entries(fields)) conditions.push({ [name]: value });
+  conditions.push(['eq', '$key', opts.Key]);
+  const expiration = new Date(now.getTime() + opts.Expires * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const policy = Buffer.from(JSON.stringify({ expiration, conditions }), 'utf8').toString('base64');
+  const signature = signString(getSigningKey(credentials.secretAccessKey, shortDate, region), policy);
+  return { url, fields: { ...fields, key: opts.Key, Policy: policy, 'X-Amz-Signature': signature } };
 }
 
 export interface ObjectInfo {
