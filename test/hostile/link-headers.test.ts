@@ -22,7 +22,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { startEmbeddedStore } from '../../scripts/s3/embedded-store';
 import { escapeKey } from '../../src/lib/presign';
-import { startHost, type StartedHost } from '../support/host';
+import { startHost, type StartedHost, callEndpoint } from '../support/host';
 
 jest.setTimeout(180_000);
 
@@ -144,20 +144,7 @@ afterAll(async () => {
   await closeStore();
 });
 
-async function call(endpointName: string, args: Record<string, unknown>, user?: User): Promise<{ status: number; body: any }> {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (user) headers['x-user-key'] = user.user_key;
-  else headers['x-api-key'] = host.adminKey;
-  const res = await fetch(`${host.url}/aws-storage/${endpointName}/`, { method: 'POST', headers, body: JSON.stringify(args) });
-  const text = await res.text();
-  let body: any = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    /* the expectation will show it */
-  }
-  return { status: res.status, body };
-}
+const call = (endpointName: string, args: Record<string, unknown>, user?: User) => callEndpoint(host, endpointName, args, user);
 
 const statusOf = (e: unknown) => (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 /** A store without ACLs or tags at all has none to widen. */

@@ -14,7 +14,7 @@
  *
  * Runs against the host's own embedded store (its thread), so that the crash takes only the thread.
  */
-import { startHost, type StartedHost } from '../support/host';
+import { startHost, type StartedHost, callEndpoint } from '../support/host';
 import { request } from '../store/raw';
 
 jest.setTimeout(90_000);
@@ -28,20 +28,7 @@ interface User {
 let host: StartedHost;
 let bob: User;
 
-async function call(endpointName: string, args: Record<string, unknown>, user?: User): Promise<{ status: number; body: any }> {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (user) headers['x-user-key'] = user.user_key;
-  else headers['x-api-key'] = host.adminKey;
-  const res = await fetch(`${host.url}/aws-storage/${endpointName}/`, { method: 'POST', headers, body: JSON.stringify(args) });
-  const text = await res.text();
-  let body: any = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    /* shown by the expectation */
-  }
-  return { status: res.status, body };
-}
+const call = (endpointName: string, args: Record<string, unknown>, user?: User) => callEndpoint(host, endpointName, args, user);
 
 const stops = () => (host.logs().match(/store thread stopped/g) ?? []).length;
 

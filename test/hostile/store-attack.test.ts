@@ -16,7 +16,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { storeClient } from '../../scripts/s3/client';
-import { startHost, type StartedHost } from '../support/host';
+import { startHost, type StartedHost, callEndpoint } from '../support/host';
 
 jest.setTimeout(90_000);
 
@@ -37,20 +37,7 @@ let bucket: string;
 let storeHost: string; // "127.0.0.1:<port>"
 let storePort: number;
 
-async function call(endpointName: string, args: Record<string, unknown>, user?: User): Promise<{ status: number; body: any; text: string }> {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (user) headers['x-user-key'] = user.user_key;
-  else headers['x-api-key'] = host.adminKey;
-  const res = await fetch(`${host.url}/aws-storage/${endpointName}/`, { method: 'POST', headers, body: JSON.stringify(args) });
-  const text = await res.text();
-  let body: any = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    /* shown by the expectation */
-  }
-  return { status: res.status, body, text };
-}
+const call = (endpointName: string, args: Record<string, unknown>, user?: User) => callEndpoint(host, endpointName, args, user);
 
 interface Raw {
   status: number;

@@ -165,3 +165,24 @@ function storeCredentials(dataDir: string, env: NodeJS.ProcessEnv): { accessKeyI
   const { accessKeyId, secretAccessKey } = JSON.parse(fs.readFileSync(file, 'utf8')) as { accessKeyId: string; secretAccessKey: string };
   return { accessKeyId, secretAccessKey };
 }
+
+/** POSTs JSON args to one of the socket's endpoints on `host`, as a user (X-USER-KEY) or else as the admin (X-API-KEY). */
+export async function callEndpoint(
+  host: StartedHost,
+  endpointName: string,
+  args: Record<string, unknown>,
+  user?: { user_key: string },
+): Promise<{ status: number; body: any; text: string }> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (user) headers['x-user-key'] = user.user_key;
+  else headers['x-api-key'] = host.adminKey;
+  const res = await fetch(`${host.url}/aws-storage/${endpointName}/`, { method: 'POST', headers, body: JSON.stringify(args) });
+  const text = await res.text();
+  let body: any = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    /* shown by the caller's expectation */
+  }
+  return { status: res.status, body, text };
+}
