@@ -394,9 +394,10 @@ export function createHostServer(deps: ServerDeps): HostServer {
    * Answers a refusal while the request's body may still be coming. Closing at once would reset the
    * connection with the client's bytes unread, and a client still sending would then lose the answer
    * too (a TCP reset discards what it has not read yet); reading the rest would let the client choose
-   * how much work the refusal costs. So the answer is written, the body is no longer read (Node would
-   * otherwise drop it as fast as it comes), and the connection is closed LINGER_MS later: time for
-   * the client to read the answer. A stalled body (408) is not waited for.
+   * how much work the refusal costs. So the answer is written with `Connection: close`, the body is
+   * no longer read (Node would otherwise drop it as fast as it comes), and the connection is closed
+   * about LINGER_MS later: time for the client to read the answer. A stalled body (408) is not
+   * waited for.
    */
   function refuse(req: http.IncomingMessage, res: http.ServerResponse, a: HandlerAnswer, linger: boolean): void {
     if (req.complete) {
@@ -409,9 +410,13 @@ export function createHostServer(deps: ServerDeps): HostServer {
       return;
     }
     const socket = req.socket;
+    // Node ends a `Connection: close` answer with socket.destroySoon(): a FIN, then at once a close that
+    // resets a connection whose client is still sending. Here it only ends (FIN: the client reads the
+    // answer and knows not to reuse the connection), and the timer below closes it.
+    (socket as net.Socket & { destroySoon?: () => void }).destroySoon = () => socket.end();
     // Registered after Node's own 'finish' listener, which starts dropping an unread body.
     res.once('finish', () => req.pause());
-    send(res, a);
+    send(res, { ...a, headers: { ...a.headers, Connection: 'close' } });
     // Spread over ±25 %, so that connections refused together are not all closed (and reopened) together.
     const t = setTimeout(() => socket.destroy(), LINGER_MS * (0.75 + Math.random() / 2));
     t.unref();

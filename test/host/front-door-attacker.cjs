@@ -30,7 +30,8 @@ async function hold() {
   const one = (i) =>
     new Promise((resolve) => {
       const chunked = i % 2 === 1;
-      const s = net.connect(port, '127.0.0.1');
+      // allowHalfOpen: a FIN from the host does not end this side; it holds on until the host closes.
+      const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
       stats.opened++;
       let timer;
       let seen = false;
