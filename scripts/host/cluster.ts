@@ -76,8 +76,9 @@ export async function runPrimary(settings: HostSettings, deps: PrimaryDeps): Pro
     throw err;
   });
 
-  say(`host listening on ${listenUrl(settings, port)}`);
+  // the workers' line first: whoever waits for "listening" (tests, scripts) has seen both
   say(`instance ${settings.instance}, ${settings.workers} workers (pids ${workers.map((w) => w.process.pid).join(', ')})`);
+  say(`host listening on ${listenUrl(settings, port)}`);
   deps.sayAdminKey(admin);
 
   cluster.on('exit', (worker, code, signal) => {
