@@ -18,6 +18,9 @@ import path from 'node:path';
 import { S3Error } from './errors';
 import { KeyIndex } from './keyorder';
 
+/** Headers an object keeps from its upload and answers with (besides Content-Type and x-amz-meta-*). */
+export const STORED_HEADERS: readonly string[] = ['cache-control', 'content-disposition', 'content-encoding', 'content-language', 'expires'];
+
 export interface ObjectMeta {
   key: string;
   size: number;
@@ -278,7 +281,7 @@ export class Disk {
         const metadata: Record<string, string> = {};
         for (const [k, v] of Object.entries(stored)) {
           if (k.startsWith('x-amz-meta-')) metadata[k.slice(11)] = String(v);
-          else if (['cache-control', 'content-disposition', 'content-encoding', 'content-language', 'expires'].includes(k)) headers[k] = String(v);
+          else if (STORED_HEADERS.includes(k)) headers[k] = String(v);
         }
         const meta: ObjectMeta = {
           key,

@@ -4,13 +4,11 @@ import type { IncomingMessage } from 'node:http';
 import { escapeKey } from '../../src/lib/sigv4';
 import { header, type RequestParts, type Verified } from './auth';
 import { bodyOf, expectationsOf, MAX_PUT_SIZE, receive } from './body';
-import { openObject, type Bucket, type ObjectMeta } from './disk';
+import { openObject, STORED_HEADERS, type Bucket, type ObjectMeta } from './disk';
 import { S3Error, fail } from './errors';
 import { emptyReply, httpDate, isoDate, xmlReply, type Reply } from './reply';
 import { S3_NS, xmlEscape } from './xml';
 
-/** Headers an object keeps and answers with. */
-const STORED_HEADERS = ['cache-control', 'content-disposition', 'content-encoding', 'content-language', 'expires'] as const;
 /** The x-amz-* request headers PutObject understands; any other is refused, never ignored. */
 const PUT_AMZ_HEADERS = new Set([
   'x-amz-content-sha256',

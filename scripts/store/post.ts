@@ -8,14 +8,13 @@
 import type { IncomingMessage } from 'node:http';
 import { parseCredential, policySignature, sameSignature, type KeyRing } from './auth';
 import { MAX_PUT_SIZE, receive } from './body';
-import type { Bucket } from './disk';
+import { STORED_HEADERS, type Bucket } from './disk';
 import { S3Error, fail } from './errors';
 import { checkKey, isHeaderValue } from './objects';
 import { emptyReply, xmlReply, type Reply } from './reply';
 import { xmlEscape } from './xml';
 
 const MAX_FIELDS_BYTES = 64 * 1024;
-const STORED_FIELDS = ['cache-control', 'content-disposition', 'content-encoding', 'content-language', 'expires'];
 const MAX_PART_HEADER = 8 * 1024;
 const MAX_FIELDS = 100;
 
@@ -241,13 +240,13 @@ async function receiveFile(reader: Reader, delim: Buffer, part: Part, fields: Ma
   }
   // every field that becomes a header of the object must be one a header can carry
   for (const [name, value] of fields) {
-    if ((name === 'content-type' || STORED_FIELDS.includes(name) || name.startsWith('x-amz-meta-')) && !isHeaderValue(value)) {
+    if ((name === 'content-type' || STORED_HEADERS.includes(name) || name.startsWith('x-amz-meta-')) && !isHeaderValue(value)) {
       fail('InvalidArgument', `The form field ${name} is not a valid HTTP header value`);
     }
   }
   const status = fields.get('success_action_status') ?? '204';
   const headers: Record<string, string> = {};
-  for (const h of STORED_FIELDS) {
+  for (const h of STORED_HEADERS) {
     const v = fields.get(h);
     if (v !== undefined) headers[h] = v;
   }
