@@ -6,6 +6,10 @@ export const MAX_EXPIRE = 604_800; // seven days: SigV4's limit on a presigned U
 export const DEFAULT_LINK_EXPIRE = 900;
 export const DEFAULT_MAKE_LINKS_EXPIRE = 3600;
 export const DEFAULT_TIMEOUT_MS = 5000;
+/** S3's largest object, and the default largest multipart upload (5 GiB, S3's largest single PUT). */
+export const MAX_OBJECT_SIZE = 5 * 1024 ** 4;
+export const DEFAULT_MAX_UPLOAD_SIZE = 5 * 1024 ** 3;
+export const DEFAULT_MULTIPART_EXPIRE_DAYS = 7;
 
 export interface StorageConfig {
   accessKeyId: string;
@@ -27,6 +31,10 @@ export interface StorageConfig {
   /** Link lifetime set by EXPIRE, or undefined for the per-endpoint defaults. */
   expire?: number;
   maxFileSize: number;
+  /** MAX_UPLOAD_SIZE: the largest declared size of a multipart upload (bytes). */
+  maxUploadSize: number;
+  /** MULTIPART_EXPIRE_DAYS: buckets the socket creates abort incomplete uploads after this many days (0: no rule). */
+  multipartExpireDays: number;
   /** Content-type patterns (`type/sub` or `type/*`), or undefined for any. */
   allowedContentTypes?: string[];
 }
@@ -69,6 +77,8 @@ const schema = z.object({
   AWS_S3_TIMEOUT_MS: integer(100, 600_000),
   EXPIRE: integer(1, MAX_EXPIRE),
   MAX_FILE_SIZE: integer(1, 5 * 1024 ** 3),
+  MAX_UPLOAD_SIZE: integer(1, MAX_OBJECT_SIZE),
+  MULTIPART_EXPIRE_DAYS: integer(0, 36_500),
   ALLOWED_CONTENT_TYPES: text,
 });
 
@@ -108,6 +118,8 @@ export function parseConfig(raw: unknown, instance: unknown): StorageConfig {
     timeoutMs: c.AWS_S3_TIMEOUT_MS ?? DEFAULT_TIMEOUT_MS,
     expire: c.EXPIRE,
     maxFileSize: c.MAX_FILE_SIZE ?? DEFAULT_MAX_FILE_SIZE,
+    maxUploadSize: c.MAX_UPLOAD_SIZE ?? DEFAULT_MAX_UPLOAD_SIZE,
+    multipartExpireDays: c.MULTIPART_EXPIRE_DAYS ?? DEFAULT_MULTIPART_EXPIRE_DAYS,
     allowedContentTypes: parseContentTypes(c.ALLOWED_CONTENT_TYPES),
   };
 }

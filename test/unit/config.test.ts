@@ -31,8 +31,18 @@ describe('configuration (SPEC §5)', () => {
       timeoutMs: 5000,
       expire: undefined,
       maxFileSize: 52428800,
+      maxUploadSize: 5368709120,
+      multipartExpireDays: 7,
       allowedContentTypes: undefined,
     });
+  });
+
+  test('MAX_UPLOAD_SIZE (up to S3\'s 5 TiB object) and MULTIPART_EXPIRE_DAYS (0: no lifecycle rule)', () => {
+    expect(parseConfig({ ...KEYS, MAX_UPLOAD_SIZE: '10485760', MULTIPART_EXPIRE_DAYS: '0' }, 'x')).toMatchObject({ maxUploadSize: 10485760, multipartExpireDays: 0 });
+    expect(parseConfig({ ...KEYS, MAX_UPLOAD_SIZE: String(5 * 1024 ** 4) }, 'x').maxUploadSize).toBe(5 * 1024 ** 4);
+    for (const bad of [{ MAX_UPLOAD_SIZE: '0' }, { MAX_UPLOAD_SIZE: String(5 * 1024 ** 4 + 1) }, { MAX_UPLOAD_SIZE: '1.5' }, { MULTIPART_EXPIRE_DAYS: '-1' }]) {
+      expect(() => parseConfig({ ...KEYS, ...bad }, 'x')).toThrow(new RegExp(`configuration option ${Object.keys(bad)[0]}`));
+    }
   });
 
   test('strings from socket.yml are read as numbers, flags and lists; REGION is an alias', () => {
