@@ -3,19 +3,25 @@
  * socket imports the AWS SDK.
  */
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   CreateBucketCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  ListPartsCommand,
   PutBucketCorsCommand,
+  PutBucketLifecycleConfigurationCommand,
   PutObjectCommand,
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { parseConfig, type StorageConfig } from './config';
 import { httpStatus, isMissingObject, StorageError, toStorageError } from './errors';
-import { createPresigner, type PresignRequest } from './presign';
+import { createPartPresigner, createPresigner, type PartLinksRequest, type PresignRequest } from './presign';
 import { ALGORITHM, credentialScope, getSigningKey, longDateOf, signString } from './sigv4';
 
 export interface Store {
@@ -27,6 +33,8 @@ export interface Store {
    * that can write but not read, see config.ts), else the same as `presign` and `client`.
    */
   readonly presignUpload: (req: PresignRequest) => string;
+  /** Multipart part links (UploadPart), signed by the same identity as `presignUpload`. */
+  readonly presignUploadParts: (req: PartLinksRequest) => string[];
   readonly uploadClient: S3Client;
   bucketReady?: Promise<void>;
 }
@@ -52,6 +60,7 @@ export function storeFor(rawConfig: unknown, instance: unknown): Store {
       client,
       presign,
       presignUpload: upload ? createPresigner(upload) : presign,
+      presignUploadParts: createPartPresigner(upload ?? { ...config }),
       uploadClient: upload ? new S3Client(clientConfig(upload)) : client,
     };
     if (stores.size >= MAX_STORES) stores.delete(stores.keys().next().value as string);
@@ -129,11 +138,31 @@ export function ensureBucket(store: Store): Promise<void> {
     await send(store, (c, o) => c.send(new PutBucketCorsCommand({ Bucket, CORSConfiguration: BROWSER_CORS }), o)).catch(() => {
       // A store without bucket CORS support still serves server-side callers.
     });
+    const days = store.config.multipartExpireDays;
+    if (days > 0) {
+      await send(store, (c, o) => c.send(new PutBucketLifecycleConfigurationCommand({ Bucket, LifecycleConfiguration: abortIncompleteAfter(days) }), o)).catch(() => {
+        // A store without lifecycle support keeps incomplete uploads until admin-multipart-uploads aborts them.
+      });
+    }
   })().catch((err) => {
     store.bucketReady = undefined; // try again on the next call: the store may come back
     throw toStorageError(err);
   });
   return store.bucketReady;
+}
+
+/** The lifecycle rule of buckets the socket creates: incomplete multipart uploads go after `days`. */
+function abortIncompleteAfter(days: number) {
+  return {
+    Rules: [
+      {
+        ID: 'aws-storage-abort-incomplete-multipart-uploads',
+        Status: 'Enabled' as const,
+        Filter: { Prefix: '' },
+        AbortIncompleteMultipartUpload: { DaysAfterInitiation: days },
+      },
+    ],
+  };
 }
 
 /**
@@ -328,6 +357,115 @@ export async function listObjects(
 export async function deleteObject(store: Store, key: string): Promise<void> {
   await ensureBucket(store);
   await send(store, (c, o) => c.send(new DeleteObjectCommand({ Bucket: store.config.bucket, Key: key }), o));
+}
+
+// ---- multipart uploads ----
+
+export interface UploadedPart {
+  partNumber: number;
+  size: number;
+  etag: string;
+}
+
+/** S3's answer for an upload id that is not (or no longer) an upload of this key. */
+function uploadGone(err: unknown, name: string): unknown {
+  const code = (err as { name?: string } | undefined)?.name;
+  if (code === 'NoSuchUpload' || httpStatus(err) === 404) {
+    return new StorageError('not_found', `upload not found: ${name} (it may have been completed or aborted)`);
+  }
+  return err;
+}
+
+/** CreateMultipartUpload; returns the store's upload id. */
+export async function createMultipartUpload(store: Store, key: string, contentType: string): Promise<string> {
+  await ensureBucket(store);
+  const out = await send(store, (c, o) => c.send(new CreateMultipartUploadCommand({ Bucket: store.config.bucket, Key: key, ContentType: contentType }), o));
+  if (!out.UploadId) throw new StorageError('storage_unavailable', 'storage is unavailable or failing (no upload id)');
+  return out.UploadId;
+}
+
+/** Presigned UploadPart links, each signing its part's exact Content-Length. */
+export function partLinks(store: Store, key: string, uploadId: string, expiresIn: number, parts: ReadonlyArray<{ partNumber: number; size: number }>): Link[] {
+  const links = store.presignUploadParts({ key, uploadId, expiresIn, parts });
+  const at = expiresAt(expiresIn);
+  return links.map((link) => ({ link, expiresAt: at }));
+}
+
+/** ListParts, every page. */
+export async function listParts(store: Store, key: string, uploadId: string, name = key): Promise<UploadedPart[]> {
+  const parts: UploadedPart[] = [];
+  let PartNumberMarker: string | undefined;
+  for (let page = 0; page < 20; page++) {
+    const input = { Bucket: store.config.bucket, Key: key, UploadId: uploadId, PartNumberMarker, MaxParts: 1000 };
+    const out = await send(store, (c, o) => c.send(new ListPartsCommand(input), o)).catch((err) => {
+      throw uploadGone(err, name);
+    });
+    for (const p of out.Parts ?? []) {
+      if (typeof p.PartNumber === 'number') parts.push({ partNumber: p.PartNumber, size: p.Size ?? 0, etag: unquote(p.ETag) });
+    }
+    const next = out.NextPartNumberMarker;
+    if (!out.IsTruncated || next === undefined || next === PartNumberMarker) break;
+    PartNumberMarker = String(next);
+  }
+  return parts;
+}
+
+/** CompleteMultipartUpload of exactly these parts, in order; returns the object's ETag. */
+export async function completeMultipartUpload(
+  store: Store,
+  key: string,
+  uploadId: string,
+  parts: ReadonlyArray<{ partNumber: number; etag: string }>,
+  name = key,
+): Promise<string> {
+  const input = {
+    Bucket: store.config.bucket,
+    Key: key,
+    UploadId: uploadId,
+    MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: `"${p.etag}"` })) },
+  };
+  const out = await send(store, (c, o) => c.send(new CompleteMultipartUploadCommand(input), o)).catch((err) => {
+    const code = (err as { name?: string } | undefined)?.name;
+    if (code === 'InvalidPart' || code === 'InvalidPartOrder' || code === 'EntityTooSmall') {
+      throw new StorageError('invalid_argument', `the store refused to complete the upload (${code}): a part changed meanwhile; list the parts again`);
+    }
+    throw uploadGone(err, name);
+  });
+  return unquote(out.ETag);
+}
+
+export async function abortMultipartUpload(store: Store, key: string, uploadId: string, name = key): Promise<void> {
+  await send(store, (c, o) => c.send(new AbortMultipartUploadCommand({ Bucket: store.config.bucket, Key: key, UploadId: uploadId }), o)).catch((err) => {
+    throw uploadGone(err, name);
+  });
+}
+
+export interface PendingUpload {
+  key: string;
+  uploadId: string;
+  initiated: string | null;
+}
+
+/** ListMultipartUploads under a prefix, every page (at most `max` uploads). */
+export async function listMultipartUploads(store: Store, prefix: string, max = 100_000): Promise<PendingUpload[]> {
+  await ensureBucket(store);
+  const uploads: PendingUpload[] = [];
+  let KeyMarker: string | undefined;
+  let UploadIdMarker: string | undefined;
+  while (uploads.length < max) {
+    const input = { Bucket: store.config.bucket, Prefix: prefix || undefined, KeyMarker, UploadIdMarker, MaxUploads: 1000 };
+    const out = await send(store, (c, o) => c.send(new ListMultipartUploadsCommand(input), o));
+    for (const u of out.Uploads ?? []) {
+      // Defence in depth, as in listObjects: a store that ignored Prefix must not widen the answer.
+      if (typeof u.Key === 'string' && u.UploadId && u.Key.startsWith(prefix)) {
+        uploads.push({ key: u.Key, uploadId: u.UploadId, initiated: u.Initiated?.toISOString() ?? null });
+      }
+    }
+    if (!out.IsTruncated || (out.NextKeyMarker === KeyMarker && out.NextUploadIdMarker === UploadIdMarker)) break;
+    KeyMarker = out.NextKeyMarker;
+    UploadIdMarker = out.NextUploadIdMarker;
+  }
+  return uploads.slice(0, max);
 }
 
 /** Runs `work` over `items` with at most `limit` at a time, keeping the order of results. */
