@@ -43,3 +43,28 @@ export const nameList = (max: number) =>
   z.union([z.array(z.unknown()).min(1).max(max), name.transform((n) => [n])], {
     error: `must be a name or an array of 1 to ${max} names`,
   });
+
+/** A multipart upload's declared total size (bytes); its upper bound is MAX_UPLOAD_SIZE (413, in multipart.ts). */
+export const uploadSize = z.preprocess(
+  fromQueryInteger,
+  z.number({ error: 'must be a whole number of bytes' }).int({ error: 'must be a whole number of bytes' }).min(1, { error: 'must be at least 1 byte' }),
+);
+
+/** Bytes per part; S3's bounds (5 MiB..5 GiB, at most 10,000 parts) are checked with the size, in multipart.ts. */
+export const partSize = z.preprocess(
+  fromQueryInteger,
+  z.number({ error: 'must be a whole number of bytes' }).int({ error: 'must be a whole number of bytes' }).optional(),
+);
+
+/** The upload id multipart-start answered with (checked, HMAC and key, in multipart.ts). */
+export const uploadId = z.string({ error: 'must be the uploadId multipart-start answered with' }).min(1).max(8192);
+
+/** Part numbers 1..10000 (a query-string caller may send "1,2,3"). */
+export const partNumbers = z.preprocess(
+  (v) => (typeof v === 'string' ? v.split(',').map((n) => fromQueryInteger(n)) : v),
+  z
+    .array(z.number({ error: 'must be part numbers' }).int().min(1).max(10_000), { error: 'must be an array of part numbers' })
+    .min(1)
+    .max(10_000)
+    .optional(),
+);

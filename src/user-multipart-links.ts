@@ -1,0 +1,13 @@
+import { z } from 'zod';
+import * as arg from './lib/args';
+import { endpoint } from './lib/handler';
+import { uploadLinks } from './lib/multipart';
+import { userKey } from './lib/names';
+
+export default endpoint({
+  access: 'user',
+  args: z.object({ name: arg.name, uploadId: arg.uploadId, parts: arg.partNumbers, expiresIn: arg.expiresIn }),
+  run: async ({ args, store, user }) => ({
+    body: await uploadLinks(store, userKey(user.id, args.name), args),
+  }),
+});
