@@ -431,7 +431,8 @@ export async function completeMultipartUpload(
     }
     throw uploadGone(err, name);
   });
-  return unquote(out.ETag);
+  // Ceph RGW 16 answers without an ETag element; the object's own ETag is the same value.
+  return out.ETag ? unquote(out.ETag) : (await headObject(store, key, name)).etag;
 }
 
 export async function abortMultipartUpload(store: Store, key: string, uploadId: string, name = key): Promise<void> {
