@@ -478,18 +478,18 @@ describe('presign: multipart part links (UploadPart, partNumber and uploadId in 
     );
   });
 
-  test('10,000 part links in well under 100 ms (best of three)', () => {
+  test('10,000 part links in well under 100 ms (best of five)', () => {
     const presign = createPartPresigner({ accessKeyId: 'AK', secretAccessKey: 'SK', region: 'eu-central-1', endpoint: 'http://127.0.0.1:4569', forcePathStyle: true, bucket: 'local-bucket' });
     const parts = Array.from({ length: 10_000 }, (_, i) => ({ partNumber: i + 1, size: 8 * 1024 * 1024 }));
     let best = Infinity;
-    for (let round = 0; round < 3; round++) {
+    for (let round = 0; round < 5; round++) {
       const t0 = performance.now();
       const links = presign({ key: '101/videos/a long holiday film.mp4', uploadId: '0123456789abcdef0123456789abcdef', expiresIn: 900, parts });
       best = Math.min(best, performance.now() - t0);
       expect(links).toHaveLength(10_000);
       expect(new Set(links).size).toBe(10_000);
     }
-    console.log(`10,000 part links: ${best.toFixed(1)} ms (best of 3)`);
+    console.log(`10,000 part links: ${best.toFixed(1)} ms (best of 5)`);
     expect(best).toBeLessThan(100);
   });
 
