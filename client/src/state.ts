@@ -1,0 +1,61 @@
+/**
+ * Where an upload's small resume state is kept between a page reload or a process restart: the
+ * upload id, the part size and the parts done with their ETags. In a browser, localStorage; in Node, a
+ * JSON file per upload in a directory (see ./node.ts); anything with get/set/remove works.
+ */
+export interface SavedUpload {
+  v: 1;
+  uploadId: string;
+  key: string;
+  name: string;
+  size: number;
+  partSize: number;
+  partCount: number;
+  /** part number → ETag of the parts this client saw the store take */
+  parts: Record<string, string>;
+  updatedAt: string;
+}
+
+export interface ResumeStore {
+  get(key: string): SavedUpload | undefined | Promise<SavedUpload | undefined>;
+  set(key: string, value: SavedUpload): void | Promise<void>;
+  remove(key: string): void | Promise<void>;
+}
+
+/** A state kept only in this process (what `storage: false` does not even keep). */
+export function memoryStore(): ResumeStore {
+  const map = new Map<string, string>();
+  return {
+    get: (key) => {
+      const s = map.get(key);
+      return s === undefined ? undefined : (JSON.parse(s) as SavedUpload);
+    },
+    set: (key, value) => void map.set(key, JSON.stringify(value)),
+    remove: (key) => void map.delete(key),
+  };
+}
+
+/** localStorage (or any Storage), one item per upload under `prefix`. */
+export function localStorageStore(storage: Storage = globalThis.localStorage, prefix = 'aws-storage-upload:'): ResumeStore {
+  return {
+    get: (key) => parseSaved(storage.getItem(prefix + key)),
+    set: (key, value) => storage.setItem(prefix + key, JSON.stringify(value)),
+    remove: (key) => storage.removeItem(prefix + key),
+  };
+}
+
+export function parseSaved(text: string | null | undefined): SavedUpload | undefined {
+  if (!text) return undefined;
+  try {
+    const v = JSON.parse(text) as SavedUpload;
+    if (v && v.v === 1 && typeof v.uploadId === 'string' && typeof v.size === 'number' && typeof v.partSize === 'number' && v.parts && typeof v.parts === 'object') return v;
+  } catch {
+    /* a state that does not parse is no state */
+  }
+  return undefined;
+}
+
+/** The resume key of an upload when none is given: its name, size and last modification time. */
+export function defaultResumeKey(name: string, size: number, lastModified: number | undefined): string {
+  return `${name}\n${size}\n${lastModified ?? ''}`;
+}
