@@ -4,6 +4,8 @@ import type { Config } from 'jest';
 const config: Config = {
   testEnvironment: 'node',
   transform: { '^.+\\.tsx?$': 'ts-jest' },
+  // client/ is an ES module package: its sources import './x.js', which are ./x.ts until built.
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/test/stress/'],
   testTimeout: 60_000,
