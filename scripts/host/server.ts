@@ -45,6 +45,21 @@ export interface ServerDeps {
 
 /** Seconds a 503 for a full host asks the client to wait. */
 const RETRY_AFTER_SECONDS = 1;
+/** Requests one connection may have in flight (pipelined) before it is answered 503 and closed. */
+const MAX_PIPELINED = 8;
+/** How long one /healthz store check answers for every caller. */
+const HEALTH_REUSE_MS = 1_000;
+
+interface ConnectionState {
+  /** requests received and not yet answered */
+  pending: number;
+  /** answered `Connection: close`: nothing more runs on it */
+  closing: boolean;
+  /** for the unread-answer watchdog */
+  lastWritten: number;
+  stalledSince: number;
+}
+
 /** A refused request's connection stays open (its body unread) this long, for the client to read the answer. */
 const LINGER_MS = 2_000;
 
@@ -170,6 +185,17 @@ export function createHostServer(deps: ServerDeps): HostServer {
   /** each request's answer and its share of the body budget */
   const exchanges = new WeakMap<http.IncomingMessage, Exchange>();
   let connections = 0;
+  const sockets = new Set<net.Socket>();
+  const perConnection = new WeakMap<object, ConnectionState>();
+  const connectionOf = (socket: object | null): ConnectionState => {
+    const key = socket ?? perConnection; // a response already detached from its socket: a throwaway state
+    let state = perConnection.get(key);
+    if (!state) {
+      state = { pending: 0, closing: false, lastWritten: 0, stalledSince: performance.now() };
+      if (socket) perConnection.set(socket, state);
+    }
+    return state;
+  };
   let inFlight = 0;
   let closing = false;
   const idleWaiters: Array<() => void> = [];
@@ -207,6 +233,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
     headers['Content-Type'] = a.contentType;
     headers['Content-Length'] = a.body.length;
     if (closing) headers.Connection = 'close';
+    if (headers.Connection === 'close') connectionOf(res.socket).closing = true;
     res.writeHead(a.status, headers);
     res.end(a.body);
   }
@@ -326,15 +353,26 @@ export function createHostServer(deps: ServerDeps): HostServer {
     }
   }
 
-  async function handleHealth(): Promise<HandlerAnswer> {
-    try {
-      await deps.checkHealth();
-      return jsonAnswer(200, { status: 'ok' });
-    } catch {
-      return jsonAnswer(503, { status: 'unavailable' });
-    }
+  // One store check at a time, its answer shared by every /healthz for HEALTH_REUSE_MS: a flood of
+  // keyless health calls costs one HeadBucket a second, not one each.
+  let health: { at: number; answer: Promise<HandlerAnswer> } | undefined;
+  function handleHealth(): Promise<HandlerAnswer> {
+    const now = performance.now();
+    if (health && now - health.at < HEALTH_REUSE_MS) return health.answer;
+    const answer = deps.checkHealth().then(
+      () => jsonAnswer(200, { status: 'ok' }),
+      () => jsonAnswer(503, { status: 'unavailable' }),
+    );
+    health = { at: now, answer };
+    // reused only while it is pending or fresh; a finished check ages out by the clock above
+    void answer.then(() => {
+      if (health?.answer === answer) health.at = performance.now();
+    });
+    return answer;
   }
 
+  /** the page's few files, read once (they ship with the host) */
+  const staticFiles = new Map<string, Buffer>();
   function serveStatic(pathname: string): HandlerAnswer {
     const notFound = errorAnswer(404, 'not_found', 'no such route');
     if (!publicRoot) return notFound;
@@ -355,9 +393,14 @@ export function createHostServer(deps: ServerDeps): HostServer {
     } catch {
       return notFound;
     }
+    let body = staticFiles.get(real);
+    if (body === undefined) {
+      body = fs.readFileSync(real);
+      staticFiles.set(real, body);
+    }
     return {
       status: 200,
-      body: fs.readFileSync(real),
+      body,
       contentType: STATIC_TYPES[path.extname(real).toLowerCase()] ?? 'application/octet-stream',
       headers: { 'Cache-Control': 'no-cache' },
     };
@@ -429,6 +472,18 @@ export function createHostServer(deps: ServerDeps): HostServer {
   });
 
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse, expectsContinue = false) => {
+    const conn = connectionOf(req.socket);
+    // A connection that was answered `Connection: close` runs nothing pipelined behind that answer
+    // (RFC 9112 9.6); its requests end with the connection.
+    if (conn.closing) return;
+    conn.pending++;
+    res.once('close', () => conn.pending--);
+    if (conn.pending > MAX_PIPELINED) {
+      // requests pipelined past the bound: one 503, then the connection closes after the answers before it
+      const a = busy(`more than ${MAX_PIPELINED} requests in flight on one connection; wait for answers before sending more`);
+      send(res, { ...a, headers: { ...a.headers, Connection: 'close' } });
+      return;
+    }
     const started = performance.now();
     inFlight++;
     const ex: Exchange = { res, ticket: { bytes: 0 }, expectsContinue };
@@ -490,9 +545,29 @@ export function createHostServer(deps: ServerDeps): HostServer {
   // the bound a new connection is closed at once (it would hold a socket and a file descriptor).
   server.on('connection', (socket: net.Socket) => {
     connections++;
-    socket.once('close', () => connections--);
+    sockets.add(socket);
+    socket.once('close', () => {
+      connections--;
+      sockets.delete(socket);
+    });
     if (connections > 2 * limits.maxConnections) socket.destroy();
   });
+  // A client that stops reading its answers would make the host hold them: a connection whose
+  // answer has not moved for the body idle timeout is closed.
+  const watchdog = setInterval(() => {
+    const now = performance.now();
+    for (const socket of sockets) {
+      const conn = connectionOf(socket);
+      if (socket.writableLength === 0 || socket.bytesWritten !== conn.lastWritten) {
+        conn.lastWritten = socket.bytesWritten;
+        conn.stalledSince = now;
+      } else if (now - conn.stalledSince > limits.bodyIdleTimeoutMs) {
+        socket.destroy();
+      }
+    }
+  }, Math.min(1_000, limits.bodyIdleTimeoutMs));
+  watchdog.unref();
+  server.once('close', () => clearInterval(watchdog));
 
   return {
     server,

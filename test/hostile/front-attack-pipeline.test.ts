@@ -61,7 +61,7 @@ async function userRead(h: StartedHost, key: string): Promise<{ ms: number; stat
   }
 }
 
-test('FINDING: 10 keyless connections pipelining 1,800 GET /healthz each start 18,000 store checks at once: host RSS must grow < 100 MB and a user call must answer within 500 ms', async () => {
+test('10 keyless connections pipelining 1,800 GET /healthz each start 18,000 store checks at once: host RSS must grow < 100 MB and a user call must answer within 500 ms', async () => {
   const h = await startHost({ env: { SHUTDOWN_TIMEOUT_MS: '1000' } });
   const socks: net.Socket[] = [];
   try {
@@ -97,7 +97,7 @@ test('FINDING: 10 keyless connections pipelining 1,800 GET /healthz each start 1
   }
 });
 
-test('FINDING: keyless clients that pipeline GET /app.js and never read the answers make the host hold them all, and keep the connections forever: RSS must grow < 100 MB and an unread connection must be dropped', async () => {
+test('keyless clients that pipeline GET /app.js and never read the answers make the host hold them all, and keep the connections forever: RSS must grow < 100 MB and an unread connection must be dropped', async () => {
   // Short slow-client timeouts, so that "dropped after the host's own timeouts" is quick to see.
   const h = await startHost({ env: { HOST_HEADERS_TIMEOUT_MS: '2000', HOST_BODY_IDLE_TIMEOUT_MS: '2000', SHUTDOWN_TIMEOUT_MS: '1000' } });
   const port = portOf(h);
@@ -116,7 +116,8 @@ test('FINDING: keyless clients that pipeline GET /app.js and never read the answ
     // Three times the host's longest slow-client timeout, with no byte read by any of them.
     await sleep(3_000); // 6 s in all
     peak = Math.max(peak, rss(h.process.pid!));
-    const stillOpen = establishedOnHost(port) - before;
+    // (the warm-up's keep-alive connection, counted in `before`, may have closed meanwhile: never below 0)
+    const stillOpen = Math.max(0, establishedOnHost(port) - before);
     // Measured at 3f7715a: +250 to 600 MB RSS (it stays), 9 or 10 of the 10 still open (they stay: no timeout applies).
     expect({
       rssGrowthMB: Math.round((peak - base) / MiB) < 100 ? 'under 100' : Math.round((peak - base) / MiB),
@@ -128,7 +129,7 @@ test('FINDING: keyless clients that pipeline GET /app.js and never read the answ
   }
 });
 
-test('FINDING: a request pipelined behind a refused one (401, Connection: close) is still run: its upload is stored though the client only ever sees the 401 and the close', async () => {
+test('a request pipelined behind a refused one (401, Connection: close) is still run: its upload is stored though the client only ever sees the 401 and the close', async () => {
   const h = await startHost();
   try {
     const alice = await h.addUser('alice');
