@@ -112,6 +112,7 @@ async function main(): Promise<void> {
     checkHealth,
     tls,
     publicDir: path.join(__dirname, 'public'),
+    clientDir: path.join(__dirname, '..', '..', 'client', 'dist'),
     limits: settings.limits,
   });
   const port = await host.listen(settings.port, settings.host);

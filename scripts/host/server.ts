@@ -38,6 +38,8 @@ export interface ServerDeps {
   checkHealth: () => Promise<void>;
   tls?: { cert: Buffer; key: Buffer };
   publicDir?: string;
+  /** the client library's built browser files (client/dist), served at /client/ (its .js files only) */
+  clientDir?: string;
   log?: (line: string) => void;
   /** the front door's bounds (defaults: DEFAULT_LIMITS) */
   limits?: Partial<FrontDoorLimits>;
@@ -179,6 +181,8 @@ export function createHostServer(deps: ServerDeps): HostServer {
   const socketName = deps.socket.definition.name;
   // The page's folder, resolved once; every file served must resolve inside it.
   const publicRoot = deps.publicDir && fs.existsSync(deps.publicDir) ? fs.realpathSync(deps.publicDir) : undefined;
+  // The client library the page imports (`/client/index.js` and the modules it imports), likewise.
+  const clientRoot = deps.clientDir && fs.existsSync(deps.clientDir) ? fs.realpathSync(deps.clientDir) : undefined;
   const limits: FrontDoorLimits = { ...DEFAULT_LIMITS, ...deps.limits };
   const keylessLimit = Math.min(limits.keylessBodyLimit, deps.bodyLimit);
   const budget = new BodyBudget(limits.maxInflightBodyBytes);
@@ -374,8 +378,17 @@ export function createHostServer(deps: ServerDeps): HostServer {
   /** the page's few files, read once (they ship with the host) */
   const staticFiles = new Map<string, Buffer>();
   function serveStatic(pathname: string): HandlerAnswer {
+    if (pathname.startsWith('/client/')) {
+      // only the library's modules: no .d.ts, no source maps, no index.html fallback
+      if (!pathname.endsWith('.js')) return errorAnswer(404, 'not_found', 'no such route');
+      return serveFrom(clientRoot, pathname.slice('/client'.length));
+    }
+    return serveFrom(publicRoot, pathname);
+  }
+
+  function serveFrom(root: string | undefined, pathname: string): HandlerAnswer {
     const notFound = errorAnswer(404, 'not_found', 'no such route');
-    if (!publicRoot) return notFound;
+    if (!root) return notFound;
     let rel: string;
     try {
       rel = decodeURIComponent(pathname);
@@ -384,12 +397,12 @@ export function createHostServer(deps: ServerDeps): HostServer {
     }
     if (rel.includes('\0') || rel.includes('\\')) return notFound;
     if (rel.endsWith('/')) rel += 'index.html';
-    const file = path.resolve(publicRoot, '.' + path.posix.normalize('/' + rel));
-    if (file !== publicRoot && !file.startsWith(publicRoot + path.sep)) return notFound;
+    const file = path.resolve(root, '.' + path.posix.normalize('/' + rel));
+    if (file !== root && !file.startsWith(root + path.sep)) return notFound;
     let real: string;
     try {
       real = fs.realpathSync(file);
-      if (!real.startsWith(publicRoot + path.sep) || !fs.statSync(real).isFile()) return notFound;
+      if (!real.startsWith(root + path.sep) || !fs.statSync(real).isFile()) return notFound;
     } catch {
       return notFound;
     }
