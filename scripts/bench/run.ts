@@ -11,7 +11,10 @@
  *      to the same store, and the host's peak RSS growth;
  *   4. make-links µs per link at 10, 100 and 1000 keys;
  *   5. the embedded store's PUT / GET / HEAD (1 KiB, 64 KiB; PUT 8 MiB) vs a bare fs write+rename / read / stat
- *      loop of the same sizes (scripts/bench/store.bench.ts).
+ *      loop of the same sizes (scripts/bench/store.bench.ts);
+ *   6. multipart: 256 MiB through the client's part links vs @aws-sdk/lib-storage Upload to the same store,
+ *      links for 10,000 parts vs a getSignedUrl(UploadPartCommand) loop, the client's RSS growth while
+ *      it uploads from a file vs the file's size (scripts/bench/multipart.bench.ts).
  *
  * Prints one table (figure, value, baseline, ratio, target, pass/fail) and writes bench-results/bench.json.
  * Options: --quick (shorter rounds, one 3 s load each), --duration <s> (autocannon seconds per round, default 5;
@@ -28,6 +31,7 @@ import { startEmbeddedStore } from '../s3/embedded-store';
 import { startHost, type StartedHost } from '../../test/support/host';
 import { benchPresign, formatPresignTable, presignBenchKeys, type PresignBenchRow } from './presign.bench';
 import { benchStore, type StoreBenchRow } from './store.bench';
+import { benchMultipart, type MultipartBenchRow } from './multipart.bench';
 import {
   PROJECT_ROOT,
   loadAvg,
@@ -55,7 +59,7 @@ const LOAD_S = durIdx >= 0 ? Math.max(1, Math.min(60, Number(argv[durIdx + 1]) |
 const WARM_S = QUICK ? 1 : 2;
 const ROUNDS = QUICK ? 3 : 7;
 const HTTP_ROUNDS = QUICK ? 1 : 3;
-const RUN_LIMIT_MS = 6 * 60_000; // the whole run, whatever happens
+const RUN_LIMIT_MS = 8 * 60_000; // the whole run, whatever happens (section 6 adds up to ~90 s)
 const MiB = 1024 * 1024;
 
 interface Row {
@@ -248,6 +252,15 @@ async function main(): Promise<void> {
     errors.store = String((err as Error)?.stack ?? err);
     log(`store: FAILED ${errors.store}`);
   }
+
+  // ---- 6: multipart uploads (client vs lib-storage, links for 10,000 parts, client RSS) ----
+  let multipartRows: MultipartBenchRow[] = [];
+  try {
+    multipartRows = await benchMultipart({ quick: QUICK, log });
+  } catch (err) {
+    errors.multipart = String((err as Error)?.stack ?? err);
+    log(`multipart: FAILED ${errors.multipart}`);
+  }
   loads.end = loadAvg();
 
   // ---- the table ----
@@ -291,6 +304,7 @@ async function main(): Promise<void> {
     const baselineName = s.baselineName ?? `fs ${s.op === 'PUT' ? 'write+rename' : s.op === 'GET' ? 'read' : 'stat'} ops/s`;
     rows.push(row(s.figure, s.storeOps, 'ops/s', s.fsOps, baselineName, s.target === null ? 'info' : `>= ${s.target}x`, s.target === null ? null : s.ratio >= s.target));
   }
+  for (const m of multipartRows) rows.push(row(m.figure, m.value, m.unit, m.baseline, m.baselineName, m.target, m.pass));
   log('');
   log(`aws-storage bench (${handlerSource}; load: start ${loads.start} / end ${loads.end}; ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
   log(formatTable(rows));
@@ -311,6 +325,7 @@ async function main(): Promise<void> {
     host: { rounds: httpRounds, userUploadLink: hostLoad, bare: bareLoad, workers: WORKERS, userUploadLinkWorkers: workersLoad, noopEndpoint: noopLoad, answerBytes, rss: hostRss },
     uploads: uploads.map(({ answer: _a, ...u }) => u),
     store: storeRows,
+    multipart: multipartRows,
     errors,
   };
   const dir = path.join(PROJECT_ROOT, 'bench-results');
