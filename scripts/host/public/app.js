@@ -1,5 +1,10 @@
 // aws-storage page: a user's own files, through the socket's endpoints and presigned links.
-// Plain modern JS, no build step. Every name from the server goes into the page as text, never HTML.
+// Plain modern JS, no build step; an ES module. Uploads go through the client library (client/, served
+// by the host at /client/): one PUT for a small file, parts in parallel for a large one, with pause,
+// resume, cancel, and resume after a reload from the state the library keeps in localStorage.
+// Every name from the server goes into the page as text, never HTML.
+import { createClient, isStorageApiError } from './client/index.js';
+
 (() => {
   'use strict';
 
@@ -21,6 +26,9 @@
     fileInput: $('file-input'),
     uploadButton: $('upload-button'),
     uploads: $('uploads'),
+    dropZone: $('drop-zone'),
+    resumableSection: $('resumable-section'),
+    resumable: $('resumable'),
     filesSection: $('files-section'),
     fileCount: $('file-count'),
     refresh: $('refresh'),
@@ -31,6 +39,8 @@
   };
 
   let userKey = '';
+  /** the client library for this key (uploads); made when the key is set */
+  let storage = null;
   let cursor = null;
   let listed = 0;
   let listGeneration = 0;
@@ -65,6 +75,12 @@
 
   function describeError(err) {
     if (err instanceof ApiError) return err.message;
+    if (isStorageApiError(err)) {
+      if (err.status === 401) return 'Your user key was not accepted. Check it and try again.';
+      if (err.code === 'network_error') return 'Could not reach the server. Check your connection and try again.';
+      // the library's messages start with the endpoint's name ("user-upload-link: …")
+      return capitalise(String(err.message).replace(/^[a-z][a-z-]*: /, ''));
+    }
     if (err instanceof TypeError) return 'Could not reach the server. Check your connection and try again.';
     return (err && err.message) || 'Something went wrong.';
   }
@@ -246,6 +262,75 @@
 
   // ---- uploads ----
 
+  const RESUME_PREFIX = 'aws-storage-upload:'; // where the library keeps its state (localStorageStore)
+  /** resume keys of the uploads running (or paused) in this page */
+  const active = new Set();
+  const queue = [];
+  let running = 0;
+
+  /** The library's resume key of a file: name, size and lastModified (its default). */
+  function resumeKeyOf(file) {
+    return `${file.name.normalize('NFC')}\n${file.size}\n${file.lastModified ?? ''}`;
+  }
+
+  function savedUploads() {
+    const out = [];
+    try {
+      for (let i = 0; i < localStorage.length; i++) {
+        const key = localStorage.key(i);
+        if (!key || !key.startsWith(RESUME_PREFIX)) continue;
+        try {
+          const v = JSON.parse(localStorage.getItem(key));
+          if (v && typeof v.uploadId === 'string' && typeof v.name === 'string' && typeof v.size === 'number') {
+            out.push({ storageKey: key, resumeKey: key.slice(RESUME_PREFIX.length), state: v });
+          }
+        } catch {
+          // not the library's state
+        }
+      }
+    } catch {
+      // no localStorage: nothing to resume
+    }
+    return out.sort((x, y) => String(y.state.updatedAt).localeCompare(String(x.state.updatedAt)));
+  }
+
+  /** The unfinished uploads the library saved that no upload in this page is working on. */
+  function renderResumable() {
+    const items = savedUploads().filter((s) => !active.has(s.resumeKey));
+    els.resumable.replaceChildren(...items.map(resumableItem));
+    els.resumableSection.hidden = items.length === 0 || !userKey;
+  }
+
+  function resumableItem({ storageKey, state }) {
+    const done = Object.keys(state.parts || {}).length;
+    const count = state.partCount || 0;
+    const percent = count ? Math.floor((done / count) * 100) : 0;
+    const discard = el('button', {
+      type: 'button', class: 'danger', 'data-testid': 'resumable-discard', 'aria-label': `Discard the unfinished upload of ${state.name}`,
+      onclick: async () => {
+        discard.disabled = true;
+        try {
+          await call('user-multipart-abort', { name: state.name, uploadId: state.uploadId });
+        } catch (err) {
+          // gone already, or not this key's: the saved state is dropped all the same
+          if (err instanceof ApiError && err.status === 401) return keyRejected();
+        }
+        localStorage.removeItem(storageKey);
+        renderResumable();
+      },
+    }, ['Discard']);
+    return el('li', { class: 'upload', 'data-testid': 'resumable-item', dataset: { name: state.name, percent: String(percent) } }, [
+      el('div', { class: 'upload-head' }, [
+        el('span', { class: 'name', text: state.name, title: state.name }),
+        el('span', { class: 'size', text: formatSize(state.size) }),
+      ]),
+      el('div', { class: 'upload-foot' }, [
+        el('span', { class: 'status', 'data-testid': 'resumable-status', text: `${percent} % uploaded (${done} of ${count} parts)` }),
+        el('span', { class: 'upload-actions' }, [discard]),
+      ]),
+    ]);
+  }
+
   function uploadItem(file) {
     const bar = el('div', { class: 'bar' });
     const progress = el('div', {
@@ -258,95 +343,141 @@
       'data-testid': 'upload-progress',
     }, [bar]);
     const status = el('span', { class: 'status', 'data-testid': 'upload-status', text: 'Waiting…' });
+    const pause = el('button', { type: 'button', 'data-testid': 'upload-pause', 'aria-label': `Pause the upload of ${file.name}`, hidden: true }, ['Pause']);
+    const resume = el('button', { type: 'button', 'data-testid': 'upload-resume', 'aria-label': `Resume the upload of ${file.name}`, hidden: true }, ['Resume']);
+    const cancel = el('button', { type: 'button', class: 'danger', 'data-testid': 'upload-cancel', 'aria-label': `Cancel the upload of ${file.name}` }, ['Cancel']);
     const item = el('li', { class: 'upload', 'data-testid': 'upload-item', dataset: { name: file.name, state: 'waiting' } }, [
       el('div', { class: 'upload-head' }, [
         el('span', { class: 'name', text: file.name, title: file.name }),
         el('span', { class: 'size', text: formatSize(file.size) }),
       ]),
       progress,
-      status,
+      el('div', { class: 'upload-foot' }, [status, el('span', { class: 'upload-actions' }, [pause, resume, cancel])]),
     ]);
-    return {
+    let percent = 0;
+    let verb = 'Uploading';
+    const ui = {
       item,
-      set(percent) {
-        const p = Math.max(0, Math.min(100, Math.round(percent)));
-        progress.setAttribute('aria-valuenow', String(p));
-        progress.setAttribute('aria-valuetext', `${p} %`);
-        bar.style.width = `${p}%`;
-        status.textContent = p < 100 ? `Uploading… ${p} %` : 'Finishing…';
+      pause,
+      resume,
+      cancel,
+      get percent() {
+        return percent;
+      },
+      set(p) {
+        percent = Math.max(percent, Math.max(0, Math.min(100, Math.floor(p))));
+        progress.setAttribute('aria-valuenow', String(percent));
+        progress.setAttribute('aria-valuetext', `${percent} %`);
+        bar.style.width = `${percent}%`;
+        if (item.dataset.state === 'uploading') status.textContent = percent < 100 ? `${verb}… ${percent} %` : 'Finishing…';
       },
       state(state, text) {
         item.dataset.state = state;
         status.textContent = text;
+        const live = state === 'uploading' || state === 'paused';
+        pause.hidden = state !== 'uploading';
+        resume.hidden = state !== 'paused';
+        cancel.hidden = !(live || state === 'waiting' || state === 'linking');
+      },
+      verb(v) {
+        verb = v;
       },
     };
+    return ui;
   }
 
-  /** PUT the file to the presigned link, reporting progress; resolves when the store accepted it. */
-  function putToStore(upload, file, onProgress) {
-    return new Promise((resolve, reject) => {
-      const xhr = new XMLHttpRequest();
-      xhr.open(upload.method || 'PUT', upload.link);
-      for (const [k, v] of Object.entries(upload.headers || {})) xhr.setRequestHeader(k, v);
-      xhr.upload.addEventListener('progress', (e) => {
-        if (e.lengthComputable && e.total > 0) onProgress((e.loaded / e.total) * 100);
-      });
-      xhr.addEventListener('load', () => {
-        if (xhr.status >= 200 && xhr.status < 300) resolve();
-        else reject(new ApiError(`The store refused the upload (${xhr.status}${storeMessage(xhr.responseText)})`, xhr.status, 'store'));
-      });
-      xhr.addEventListener('error', () => reject(new ApiError('Could not reach the store to upload the file. Check your connection and try again.', 0, 'network')));
-      xhr.addEventListener('abort', () => reject(new ApiError('The upload was cancelled.', 0, 'aborted')));
-      xhr.addEventListener('timeout', () => reject(new ApiError('The upload timed out.', 0, 'timeout')));
-      xhr.send(file);
+  /** One file through the library: resolves true when the store has it. */
+  function uploadOne(file, ui) {
+    const resumeKey = resumeKeyOf(file);
+    const resuming = savedUploads().some((s) => s.resumeKey === resumeKey);
+    if (active.has(resumeKey)) {
+      ui.state('failed', 'Failed: this file is already being uploaded here.');
+      return Promise.resolve(false);
+    }
+    active.add(resumeKey);
+    renderResumable();
+    ui.verb(resuming ? 'Resuming' : 'Uploading');
+    ui.state('linking', resuming ? 'Resuming…' : 'Preparing…');
+    const task = storage.upload(file.name, file, {
+      resumeKey,
+      onProgress: ({ loaded, total }) => {
+        if (ui.item.dataset.state === 'linking') ui.state('uploading', '');
+        ui.set(total > 0 ? (loaded / total) * 100 : 100);
+      },
+    });
+    ui.pause.onclick = () => {
+      task.pause();
+      ui.state('paused', `Paused at ${ui.percent} %`);
+    };
+    ui.resume.onclick = () => {
+      task.resume();
+      ui.state('uploading', '');
+      ui.set(ui.percent);
+    };
+    ui.cancel.onclick = () => {
+      ui.cancel.disabled = true;
+      void task.cancel();
+    };
+    return task.promise.then(
+      () => {
+        ui.set(100);
+        ui.state('done', 'Uploaded');
+        return true;
+      },
+      (err) => {
+        if (isStorageApiError(err) && err.code === 'canceled') {
+          ui.state('canceled', 'Canceled');
+        } else {
+          ui.state('failed', `Failed: ${describeError(err)}`);
+          if (isStorageApiError(err) && err.status === 401) keyRejected();
+        }
+        return false;
+      },
+    ).finally(() => {
+      active.delete(resumeKey);
+      renderResumable();
     });
   }
 
-  /** S3 errors are XML: <Error><Code/><Message/></Error>. */
-  function storeMessage(text) {
-    if (!text) return '';
-    try {
-      const doc = new DOMParser().parseFromString(text, 'application/xml');
-      const message = doc.querySelector('Error > Message')?.textContent || doc.querySelector('Error > Code')?.textContent;
-      return message ? `: ${message}` : '';
-    } catch {
-      return '';
+  /** At most PARALLEL_UPLOADS files at once (each its parts in parallel); the rest wait their turn. */
+  function pump() {
+    while (running < PARALLEL_UPLOADS && queue.length) {
+      const next = queue.shift();
+      if (next.ui.item.dataset.state !== 'waiting') continue; // canceled while it waited
+      running++;
+      void uploadOne(next.file, next.ui).then((ok) => {
+        running--;
+        next.batch.settled(ok, next.ui.item.dataset.state === 'canceled');
+        pump();
+      });
     }
   }
 
-  async function uploadOne(file, ui) {
-    try {
-      ui.state('linking', 'Preparing…');
-      const contentType = file.type || 'application/octet-stream';
-      const upload = await call('user-upload-link', { name: file.name, contentType, method: 'PUT' });
-      ui.state('uploading', 'Uploading… 0 %');
-      ui.set(0);
-      await putToStore(upload, file, (p) => ui.set(p));
-      ui.set(100);
-      ui.state('done', 'Uploaded');
-      return true;
-    } catch (err) {
-      ui.state('failed', `Failed: ${describeError(err)}`);
-      if (err instanceof ApiError && err.status === 401) keyRejected();
-      return false;
-    }
-  }
-
-  async function uploadFiles(files) {
+  function uploadFiles(files) {
+    if (!storage) return;
     clearError();
-    const queue = files.map((file) => ({ file, ui: uploadItem(file) }));
-    // the newest batch on top, in the order the files were chosen
-    els.uploads.prepend(...queue.map((q) => q.ui.item));
-    let ok = 0;
-    const worker = async () => {
-      for (let next = queue.shift(); next; next = queue.shift()) {
-        if (await uploadOne(next.file, next.ui)) ok++;
-      }
+    const b = { total: files.length, ok: 0, failed: 0, left: files.length };
+    b.settled = (ok, canceled) => {
+      if (ok) b.ok++;
+      else if (!canceled) b.failed++;
+      if (--b.left > 0) return;
+      if (b.ok) notify(`Uploaded ${b.ok} of ${b.total} file${b.total === 1 ? '' : 's'}.`);
+      if (b.failed) showError(`${b.failed} of ${b.total} upload${b.total === 1 ? '' : 's'} failed; see the list of uploads.`);
+      if (userKey && b.ok) void refreshList();
     };
-    await Promise.all(Array.from({ length: Math.min(PARALLEL_UPLOADS, queue.length) }, worker));
-    if (ok) notify(`Uploaded ${ok} of ${files.length} file${files.length === 1 ? '' : 's'}.`);
-    if (ok < files.length) showError(`${files.length - ok} of ${files.length} upload${files.length === 1 ? '' : 's'} failed; see the list of uploads.`);
-    if (userKey) await refreshList();
+    const items = files.map((file) => {
+      const ui = uploadItem(file);
+      ui.cancel.onclick = () => {
+        // not started yet: it never will
+        ui.state('canceled', 'Canceled');
+        b.settled(false, true);
+      };
+      return { file, ui, batch: b };
+    });
+    // the newest batch on top, in the order the files were chosen
+    els.uploads.prepend(...items.map((q) => q.ui.item));
+    queue.push(...items);
+    pump();
   }
 
   // ---- the key ----
@@ -370,8 +501,11 @@
     els.uploadSection.hidden = !on;
     els.filesSection.hidden = !on;
     els.keyForget.hidden = !on;
+    if (on) renderResumable();
     if (!on) {
       userKey = '';
+      storage = null;
+      els.resumableSection.hidden = true;
       els.rows.replaceChildren();
       listed = 0;
       cursor = null;
@@ -380,6 +514,7 @@
 
   async function useKey(key) {
     userKey = key;
+    storage = createClient({ url: new URL('.', document.baseURI).href, userKey: key }, { socket });
     clearError();
     els.filesSection.hidden = false;
     await refreshList();
@@ -420,7 +555,27 @@
     if (!files.length) return;
     els.uploadForm.reset();
     els.uploadButton.disabled = true;
-    void uploadFiles(files);
+    uploadFiles(files);
+  });
+
+  // Dropped files go up at once; a click (or Enter) on the zone opens the file chooser.
+  els.dropZone.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    els.dropZone.classList.add('over');
+  });
+  els.dropZone.addEventListener('dragleave', () => els.dropZone.classList.remove('over'));
+  els.dropZone.addEventListener('drop', (e) => {
+    e.preventDefault();
+    els.dropZone.classList.remove('over');
+    const files = [...(e.dataTransfer?.files ?? [])];
+    if (files.length) uploadFiles(files);
+  });
+  els.dropZone.addEventListener('click', () => els.fileInput.click());
+  els.dropZone.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' || e.key === ' ') {
+      e.preventDefault();
+      els.fileInput.click();
+    }
   });
 
   els.refresh.addEventListener('click', () => {
