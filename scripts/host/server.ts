@@ -357,22 +357,26 @@ export function createHostServer(deps: ServerDeps): HostServer {
     }
   }
 
-  // One store check at a time, its answer shared by every /healthz for HEALTH_REUSE_MS: a flood of
-  // keyless health calls costs one HeadBucket a second, not one each.
-  let health: { at: number; answer: Promise<HandlerAnswer> } | undefined;
+  // One store check at a time, shared by every /healthz that comes while it runs; a good answer is
+  // shared for HEALTH_REUSE_MS more. A flood of keyless health calls costs one HeadBucket at a time,
+  // and a store that comes back is seen by the next call.
+  let health: { okAt?: number; answer: Promise<HandlerAnswer> } | undefined;
   function handleHealth(): Promise<HandlerAnswer> {
-    const now = performance.now();
-    if (health && now - health.at < HEALTH_REUSE_MS) return health.answer;
-    const answer = deps.checkHealth().then(
-      () => jsonAnswer(200, { status: 'ok' }),
-      () => jsonAnswer(503, { status: 'unavailable' }),
-    );
-    health = { at: now, answer };
-    // reused only while it is pending or fresh; a finished check ages out by the clock above
-    void answer.then(() => {
-      if (health?.answer === answer) health.at = performance.now();
-    });
-    return answer;
+    if (health && (health.okAt === undefined || performance.now() - health.okAt < HEALTH_REUSE_MS)) return health.answer;
+    const current: { okAt?: number; answer: Promise<HandlerAnswer> } = {
+      answer: deps.checkHealth().then(
+        () => {
+          current.okAt = performance.now();
+          return jsonAnswer(200, { status: 'ok' });
+        },
+        () => {
+          if (health === current) health = undefined;
+          return jsonAnswer(503, { status: 'unavailable' });
+        },
+      ),
+    };
+    health = current;
+    return current.answer;
   }
 
   /** the page's few files, read once (they ship with the host) */
