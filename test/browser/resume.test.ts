@@ -127,6 +127,20 @@ const savedStates = (page: Page) =>
       .map((k) => JSON.parse(localStorage.getItem(k)!) as { name: string; uploadId: string; partCount: number; parts: Record<string, string> }),
   );
 
+test('the host serves the client library at /client/: its .js modules only, nothing outside client/dist', async () => {
+  const ok = await fetch(`${host.url}/client/index.js`);
+  expect(ok.status).toBe(200);
+  expect(ok.headers.get('content-type')).toMatch(/javascript/);
+  expect(await ok.text()).toContain('createClient');
+  expect((await fetch(`${host.url}/client/upload.js`)).status).toBe(200);
+  for (const p of ['/client/index.d.ts', '/client/index.js.map', '/client/', '/client/../package.json', '/client/..%2fpackage.json',
+    '/client/%2e%2e/%2e%2e/package.json', '/client/%2e%2e/src/index.ts', '/client/..%2f..%2fscripts%2fhost%2fserver.ts', '/client/index.js%00',
+    '/client/%2e%2e%2f%2e%2e%2f.dist%2fsrc%2fuser-list.js', '/client/..%5cindex.js']) {
+    const r = await fetch(host.url + p);
+    expect([p, r.status]).toEqual([p, 404]);
+  }
+});
+
 test('64 MiB paused near 30 %, the page reloaded, the same file chosen again: only the missing parts sent, bytes equal', async () => {
   const started = Date.now();
   const name = 'big-64mib.bin';
@@ -245,6 +259,27 @@ test('without a reload: pause and resume finish the upload; cancel aborts it and
     await page.getByTestId('refresh').click();
     await page.locator(`[data-testid="file-row"][data-name="${name}"]`).waitFor();
     expect(await page.locator(`[data-testid="file-row"][data-name="${other}"]`).count()).toBe(0);
+  } finally {
+    await context.close();
+  }
+  expect(pageErrors).toEqual([]);
+});
+
+test('a file dropped on the drop zone is uploaded at once', async () => {
+  const { context, page } = await newPage();
+  try {
+    await signIn(page);
+    await page.evaluate(() => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(['dropped bytes\n'], 'dropped.txt', { type: 'text/plain' }));
+      const zone = document.querySelector('[data-testid="drop-zone"]')!;
+      zone.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    });
+    await waitState(page, 'dropped.txt', 'done');
+    const row = page.locator('[data-testid="file-row"][data-name="dropped.txt"]');
+    await row.waitFor();
+    expect(await row.getByTestId('file-size').getAttribute('data-bytes')).toBe('14');
   } finally {
     await context.close();
   }
