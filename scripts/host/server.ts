@@ -490,11 +490,15 @@ export function createHostServer(deps: ServerDeps): HostServer {
 
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse, expectsContinue = false) => {
     const conn = connectionOf(req.socket);
-    // A connection that was answered `Connection: close` runs nothing pipelined behind that answer
-    // (RFC 9112 9.6); its requests end with the connection.
-    if (conn.closing) return;
     conn.pending++;
     res.once('close', () => conn.pending--);
+    // A connection that was answered `Connection: close` runs nothing pipelined behind that answer
+    // (RFC 9112 9.6); its requests end with the connection. One that keeps pipelining past twice the
+    // bound is closed at once: its answers are not worth the parsing.
+    if (conn.closing) {
+      if (conn.pending > 2 * MAX_PIPELINED) req.socket.destroy();
+      return;
+    }
     if (conn.pending > MAX_PIPELINED) {
       // requests pipelined past the bound: one 503, then the connection closes after the answers before it
       const a = busy(`more than ${MAX_PIPELINED} requests in flight on one connection; wait for answers before sending more`);
