@@ -28,6 +28,7 @@ jest.setTimeout(90_000);
 let host: StartedHost;
 let browser: Browser;
 let user: { user_key: string };
+let other: { user_key: string };
 let tmp: string;
 const pageErrors: string[] = [];
 
@@ -36,6 +37,7 @@ beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'aws-storage-resume-'));
   host = await startHost();
   user = await host.addUser('resume-tester');
+  other = await host.addUser('resume-other');
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 60_000 });
 });
 
@@ -178,6 +180,16 @@ test('64 MiB paused near 30 %, the page reloaded, the same file chosen again: on
     const offered = page.locator(`[data-testid="resumable-item"][data-name="${name}"]`);
     await offered.waitFor({ state: 'visible' });
     expect(await offered.getByTestId('resumable-status').textContent()).toContain(`${doneBefore} of 8 parts`);
+
+    // Another user signing in on the same browser is not offered this user's unfinished upload.
+    await page.getByLabel('Your user key').fill(other.user_key);
+    await page.getByTestId('key-submit').click();
+    await page.locator('#files-section').waitFor({ state: 'visible' });
+    await page.waitForTimeout(200);
+    expect(await page.locator('[data-testid="resumable-item"]').count()).toBe(0);
+    await page.getByLabel('Your user key').fill(user.user_key);
+    await page.getByTestId('key-submit').click();
+    await offered.waitFor({ state: 'visible' });
 
     // The user chooses the same file again: it resumes, sending only what the store lacks.
     const after = partPuts(page);

@@ -268,9 +268,19 @@ import { createClient, isStorageApiError } from './client/index.js';
   const queue = [];
   let running = 0;
 
-  /** The library's resume key of a file: name, size and lastModified (its default). */
+  /**
+   * The resume key of a file: who uploads it (a tag of the user key), its name, size and lastModified.
+   * The tag keeps one user's unfinished uploads out of another's list on a shared browser.
+   */
+  let userTag = '';
   function resumeKeyOf(file) {
-    return `${file.name.normalize('NFC')}\n${file.size}\n${file.lastModified ?? ''}`;
+    return `${userTag}\n${file.name.normalize('NFC')}\n${file.size}\n${file.lastModified ?? ''}`;
+  }
+  /** 16 hex digits of the key's SHA-256 ('' where the page has no Web Crypto: nothing is offered for resuming). */
+  async function tagOf(key) {
+    if (!globalThis.crypto?.subtle) return '';
+    const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(key));
+    return [...new Uint8Array(digest).slice(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join('');
   }
 
   function savedUploads() {
@@ -278,7 +288,7 @@ import { createClient, isStorageApiError } from './client/index.js';
     try {
       for (let i = 0; i < localStorage.length; i++) {
         const key = localStorage.key(i);
-        if (!key || !key.startsWith(RESUME_PREFIX)) continue;
+        if (!key || !userTag || !key.startsWith(`${RESUME_PREFIX}${userTag}\n`)) continue;
         try {
           const v = JSON.parse(localStorage.getItem(key));
           if (v && typeof v.uploadId === 'string' && typeof v.name === 'string' && typeof v.size === 'number') {
@@ -504,6 +514,7 @@ import { createClient, isStorageApiError } from './client/index.js';
     if (on) renderResumable();
     if (!on) {
       userKey = '';
+      userTag = '';
       storage = null;
       els.resumableSection.hidden = true;
       els.rows.replaceChildren();
@@ -514,6 +525,7 @@ import { createClient, isStorageApiError } from './client/index.js';
 
   async function useKey(key) {
     userKey = key;
+    userTag = await tagOf(key);
     storage = createClient({ url: new URL('.', document.baseURI).href, userKey: key }, { socket });
     clearError();
     els.filesSection.hidden = false;
