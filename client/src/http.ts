@@ -4,6 +4,8 @@ export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>
 
 export interface Transport {
   fetch: FetchLike;
+  /** true when the caller gave its own fetch: then every request goes through it */
+  customFetch: boolean;
   /** POSTs `args` as JSON to `${url}/${socket}/${endpoint}/` with the caller's key; throws StorageApiError */
   call<T>(endpoint: string, args: Record<string, unknown>, opts?: { signal?: AbortSignal }): Promise<T>;
 }
@@ -13,6 +15,7 @@ export function makeTransport(base: string, socket: string, keyHeader: [string, 
   const root = base.replace(/\/+$/, '');
   return {
     fetch: fetchFn,
+    customFetch: fetchImpl !== undefined,
     async call<T>(endpoint: string, args: Record<string, unknown>, opts: { signal?: AbortSignal } = {}): Promise<T> {
       let res: Response;
       try {

@@ -17,6 +17,11 @@ export type UploadData = Blob | ArrayBuffer | ArrayBufferView | PathData;
 
 export interface Platform {
   openPath?: (path: string) => Promise<Source>;
+  /**
+   * A PUT of a part the platform can send better than fetch (Node: a file range streamed from the
+   * disk over node:http, memory flat); undefined: not such a body, fetch sends it.
+   */
+  put?: (url: string, body: Blob | Uint8Array, headers: Record<string, string>, signal: AbortSignal) => Promise<Response> | undefined;
 }
 
 /** Set by ./node.ts, the package's Node entry; the browser entry has no file paths. */

@@ -1,6 +1,6 @@
 import { StorageApiError, canceledError, isExpiredLink, s3ErrorOf } from './errors.js';
 import { backoffMs, retryableStatus, sleep, type Transport } from './http.js';
-import { openSource, type Source, type UploadData } from './source.js';
+import { openSource, platform, type Source, type UploadData } from './source.js';
 import { defaultResumeKey, type ResumeStore, type SavedUpload } from './state.js';
 
 export interface UploadOptions {
@@ -303,7 +303,9 @@ class Upload implements UploadTask {
     const ctrl = new AbortController();
     this.inflight.add(ctrl);
     try {
-      const res = await this.ctx.transport.fetch(url, { method: 'PUT', headers, body: body as BodyInit, signal: ctrl.signal });
+      const direct = this.ctx.transport.customFetch ? undefined : platform.put?.(url, body, headers, ctrl.signal);
+      const res = await (direct ??
+        this.ctx.transport.fetch(url, { method: 'PUT', headers, body: body as BodyInit, signal: ctrl.signal }));
       return { res };
     } catch (error) {
       return ctrl.signal.aborted ? INTERRUPTED : { error };
