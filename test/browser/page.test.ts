@@ -5,23 +5,13 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { launchChromium } from '../support/browser';
 import { PROJECT_ROOT, startHost, type StartedHost } from '../support/host';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const ARTIFACTS = path.join(PROJECT_ROOT, 'test-artifacts');
 const SCREENSHOT = path.join(ARTIFACTS, 'page.png');
 
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 jest.setTimeout(120_000);
 
@@ -31,18 +21,12 @@ let user: { id: number; username: string; user_key: string };
 const pageErrors: string[] = [];
 
 beforeAll(async () => {
-  if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(
-      `${CHROMIUM} is missing: the browser test needs Debian's chromium. ` +
-        'Run scripts/install-chromium.sh (as root), or set CHROMIUM_PATH to a Chromium binary.',
-    );
-  }
   if (!fs.existsSync(path.join(PROJECT_ROOT, '.dist', 'src', 'user-list.js'))) {
     throw new Error('.dist/src is missing: run `npm run build` first (npm test does)');
   }
   host = await startHost();
   user = await host.addUser('page-tester');
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 60_000 });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
