@@ -79,6 +79,7 @@ export async function runPrimary(settings: HostSettings, deps: PrimaryDeps): Pro
   // the workers' line first: whoever waits for "listening" (tests, scripts) has seen both
   say(`instance ${settings.instance}, ${settings.workers} workers (pids ${workers.map((w) => w.process.pid).join(', ')})`);
   say(`host listening on ${listenUrl(settings, port)}`);
+  say(`the page: ${listenUrl(settings, port)}/ (make a user for it: npm run users -- add <username>)`);
   deps.sayAdminKey(admin);
 
   cluster.on('exit', (worker, code, signal) => {

@@ -5,6 +5,7 @@
 // the ctx handed to each handler (args, meta, config, HttpResponse, setResponse) must be built exactly;
 // a framework would add body parsers and response conventions we would have to undo.
 import cluster from 'node:cluster';
+import './quiet';
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadAdminKey, loadStoreCredentials, type AdminKeySource } from './admin-key';
@@ -118,6 +119,7 @@ async function main(): Promise<void> {
   const port = await host.listen(settings.port, settings.host);
 
   tell(`host listening on ${listenUrl(settings, port)}`);
+  tell(`the page: ${listenUrl(settings, port)}/ (make a user for it: npm run users -- add <username>)`);
   tell(`instance ${settings.instance}, socket ${socket.definition.name}, ${socket.endpoints.size} endpoints`);
   if (!quiet) sayAdminKey(admin);
 
