@@ -21,6 +21,26 @@ import { KeyIndex } from './keyorder';
 /** Headers an object keeps from its upload and answers with (besides Content-Type and x-amz-meta-*). */
 export const STORED_HEADERS: readonly string[] = ['cache-control', 'content-disposition', 'content-encoding', 'content-language', 'expires'];
 
+/**
+ * What an object keeps of its upload's name/value pairs (lower-case names: request headers, form
+ * fields, the former store's metadata): its type, STORED_HEADERS and x-amz-meta-* (without the prefix).
+ */
+export function storedOf(pairs: Iterable<[string, string]>): Pick<ObjectMeta, 'contentType' | 'headers' | 'metadata'> {
+  let contentType = 'binary/octet-stream';
+  const headers: Record<string, string> = {};
+  const metadata: Record<string, string> = {};
+  for (const [name, value] of pairs) {
+    if (name === 'content-type') contentType = value;
+    else if (name.startsWith('x-amz-meta-')) metadata[name.slice(11)] = value;
+    else if (STORED_HEADERS.includes(name)) headers[name] = value;
+  }
+  return {
+    contentType,
+    headers: Object.keys(headers).length ? headers : undefined,
+    metadata: Object.keys(metadata).length ? metadata : undefined,
+  };
+}
+
 export interface ObjectMeta {
   key: string;
   size: number;
@@ -277,20 +297,12 @@ export class Disk {
           // no metadata: the defaults below
         }
         const bytes = fs.readFileSync(file);
-        const headers: Record<string, string> = {};
-        const metadata: Record<string, string> = {};
-        for (const [k, v] of Object.entries(stored)) {
-          if (k.startsWith('x-amz-meta-')) metadata[k.slice(11)] = String(v);
-          else if (STORED_HEADERS.includes(k)) headers[k] = String(v);
-        }
         const meta: ObjectMeta = {
           key,
           size: bytes.length,
           etag: createHash('md5').update(bytes).digest('hex'),
           lastModified: fs.statSync(file).mtimeMs,
-          contentType: stored['content-type'] ?? 'binary/octet-stream',
-          headers: Object.keys(headers).length ? headers : undefined,
-          metadata: Object.keys(metadata).length ? metadata : undefined,
+          ...storedOf(Object.entries(stored).map(([k, v]) => [k, String(v)])),
         };
         const tmp = bucket.tmpPath();
         fs.writeFileSync(tmp, Buffer.concat([bytes, trailerOf(meta)]));

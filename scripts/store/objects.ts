@@ -4,7 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import { escapeKey } from '../../src/lib/sigv4';
 import { header, type RequestParts, type Verified } from './auth';
 import { bodyOf, expectationsOf, MAX_PUT_SIZE, receive } from './body';
-import { openObject, STORED_HEADERS, type Bucket, type ObjectMeta } from './disk';
+import { openObject, storedOf, type Bucket, type ObjectMeta } from './disk';
 import { S3Error, fail } from './errors';
 import { emptyReply, httpDate, isoDate, xmlReply, type Reply } from './reply';
 import { S3_NS, xmlEscape } from './xml';
@@ -38,9 +38,9 @@ export function checkKey(key: string): void {
 }
 
 /** Refuses any x-amz-* header the operation does not implement (copy, ACL, tagging, encryption, ...). */
-export function refuseUnknownAmzHeaders(parts: RequestParts, allowed: ReadonlySet<string>): void {
+export function refuseUnknownAmzHeaders(parts: RequestParts, allowed: ReadonlySet<string>, opts: { metadata?: boolean } = {}): void {
   for (const name of parts.headers.keys()) {
-    if (name.startsWith('x-amz-') && !allowed.has(name) && !(allowed === PUT_AMZ_HEADERS && name.startsWith('x-amz-meta-'))) {
+    if (name.startsWith('x-amz-') && !allowed.has(name) && !(opts.metadata && name.startsWith('x-amz-meta-'))) {
       fail('NotImplemented', `A header you provided implies functionality that is not implemented: ${name}`);
     }
   }
@@ -48,31 +48,22 @@ export function refuseUnknownAmzHeaders(parts: RequestParts, allowed: ReadonlySe
 
 /** The metadata a PUT (or an initiated multipart upload) stores from its headers. */
 export function storedHeadersOf(parts: RequestParts): Pick<ObjectMeta, 'contentType' | 'headers' | 'metadata'> {
-  const headers: Record<string, string> = {};
-  for (const name of STORED_HEADERS) {
-    let v = header(parts, name);
-    if (v === undefined) continue;
-    if (name === 'content-encoding') v = v.split(',').map((s) => s.trim()).filter((s) => s && s !== 'aws-chunked').join(',');
-    if (v) headers[name] = v;
-  }
-  const metadata: Record<string, string> = {};
+  const pairs: Array<[string, string]> = [];
   let metaBytes = 0;
   for (const [name, values] of parts.headers) {
-    if (!name.startsWith('x-amz-meta-')) continue;
-    metadata[name.slice(11)] = values.join(',');
-    metaBytes += name.length - 11 + values.join(',').length;
+    let v = values.join(',');
+    if (name === 'content-encoding') v = v.split(',').map((e) => e.trim()).filter((e) => e && e !== 'aws-chunked').join(',');
+    if (name.startsWith('x-amz-meta-')) metaBytes += name.length - 11 + v.length;
+    else if (!v && name !== 'content-type') continue; // an empty stored header is not kept
+    pairs.push([name, v]);
   }
   if (metaBytes > MAX_METADATA_BYTES) fail('InvalidArgument', 'Your metadata headers exceed the maximum allowed metadata size');
-  return {
-    contentType: header(parts, 'content-type') ?? 'binary/octet-stream',
-    headers: Object.keys(headers).length ? headers : undefined,
-    metadata: Object.keys(metadata).length ? metadata : undefined,
-  };
+  return storedOf(pairs);
 }
 
 export async function putObject(req: IncomingMessage, parts: RequestParts, v: Verified, bucket: Bucket, key: string): Promise<Reply> {
   checkKey(key);
-  refuseUnknownAmzHeaders(parts, PUT_AMZ_HEADERS);
+  refuseUnknownAmzHeaders(parts, PUT_AMZ_HEADERS, { metadata: true });
   const stored = storedHeadersOf(parts);
   const exp = expectationsOf(parts, v.payload, MAX_PUT_SIZE);
   const got = await receive(bodyOf(req, v.payload), bucket, exp, (size, md5) => ({
@@ -184,7 +175,7 @@ export function getObject(parts: RequestParts, query: Map<string, string>, bucke
     try {
       range = rangeOf(header(parts, 'range'), meta.size);
     } catch (err) {
-      if (err instanceof S3Error && err.code === 'InvalidRange') (err as S3Error & { extra?: Record<string, string> }).extra = { 'Content-Range': `bytes */${meta.size}` };
+      if (err instanceof S3Error && err.code === 'InvalidRange') err.extra = { 'Content-Range': `bytes */${meta.size}` };
       throw err;
     }
     const start = range?.start ?? 0;

@@ -8,7 +8,7 @@
 import type { IncomingMessage } from 'node:http';
 import { parseCredential, policySignature, sameSignature, type KeyRing } from './auth';
 import { MAX_PUT_SIZE, receive } from './body';
-import { STORED_HEADERS, type Bucket } from './disk';
+import { STORED_HEADERS, storedOf, type Bucket } from './disk';
 import { S3Error, fail } from './errors';
 import { checkKey, isHeaderValue } from './objects';
 import { emptyReply, xmlReply, type Reply } from './reply';
@@ -245,21 +245,12 @@ async function receiveFile(reader: Reader, delim: Buffer, part: Part, fields: Ma
     }
   }
   const status = fields.get('success_action_status') ?? '204';
-  const headers: Record<string, string> = {};
-  for (const h of STORED_HEADERS) {
-    const v = fields.get(h);
-    if (v !== undefined) headers[h] = v;
-  }
-  const metadata: Record<string, string> = {};
-  for (const [name, value] of fields) if (name.startsWith('x-amz-meta-')) metadata[name.slice(11)] = value;
   const got = await receive(reader.streamUntil(delim), bucket, { max: range.max, min: range.min }, (size, md5) => ({
     key,
     size,
     etag: md5.toString('hex'),
     lastModified: Date.now(),
-    contentType: fields.get('content-type') ?? 'binary/octet-stream',
-    headers: Object.keys(headers).length ? headers : undefined,
-    metadata: Object.keys(metadata).length ? metadata : undefined,
+    ...storedOf(fields),
   }));
   const meta = got.meta;
   bucket.commit(got.tmp, meta);
