@@ -165,9 +165,9 @@ export function verifyRequest(parts: RequestParts, keys: KeyRing, now = Date.now
   }
   const canonicalHeaders = names.map((n) => `${n}:${canonicalHeaderValue(header(parts, n) ?? '')}\n`).join('');
 
-  const payload = payloadOf(payloadHash!, presigned);
   const scope = credentialScope(credential!.shortDate, credential!.region);
   const signingKey = getSigningKey(secret!, credential!.shortDate, credential!.region);
+  const payload = payloadOf(payloadHash!, presigned, { signingKey, longDate: longDate!, scope, seed: signature! });
   const canonical = canonicalRequest(parts.method, parts.canonicalPath, canonicalQueryOf(queryForSigning), canonicalHeaders, signedHeaders!, payloadHash!);
   const expected = signCanonicalRequest(signingKey, longDate!, scope, canonical);
   if (!sameSignature(signature!, expected)) {
@@ -177,16 +177,15 @@ export function verifyRequest(parts: RequestParts, keys: KeyRing, now = Date.now
     accessKeyId: credential!.accessKeyId,
     secretAccessKey: secret!,
     presigned,
-    payload: payload.kind === 'chunked' ? { ...payload, signingKey, longDate: longDate!, scope, seed: signature! } : payload,
+    payload,
   };
 }
 
-function payloadOf(hash: string, presigned: boolean): Payload {
+/** What the request says of its body; an aws-chunked one carries what its chunk signatures chain from. */
+function payloadOf(hash: string, presigned: boolean, chain: Omit<Extract<Payload, { kind: 'chunked' }>, 'kind'>): Payload {
   if (hash === UNSIGNED_PAYLOAD) return { kind: 'unsigned' };
   if (HEX64.test(hash)) return { kind: 'sha256', hex: hash };
-  if (hash === 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD' && !presigned) {
-    return { kind: 'chunked', signingKey: Buffer.alloc(0), longDate: '', scope: '', seed: '' };
-  }
+  if (hash === 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD' && !presigned) return { kind: 'chunked', ...chain };
   if (hash.startsWith('STREAMING-')) fail('NotImplemented', `x-amz-content-sha256 ${hash} is not implemented by this store`);
   return fail('InvalidArgument', 'x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD or a SHA-256 in hex');
 }
@@ -214,7 +213,6 @@ export class ChunkedDecoder extends Transform {
   private previous: string;
   private done = false;
   private final = false;
-  decodedLength = 0;
 
   constructor(private readonly p: Extract<Payload, { kind: 'chunked' }>) {
     super();
@@ -272,7 +270,6 @@ export class ChunkedDecoder extends Transform {
       const piece = this.buf.subarray(0, take);
       this.hash.update(piece);
       this.push(piece);
-      this.decodedLength += take;
       this.buf = this.buf.subarray(take);
       this.remaining -= take;
       if (this.remaining === 0) this.endChunk();

@@ -44,6 +44,8 @@ export type S3ErrorCode = keyof typeof STATUS;
 
 export class S3Error extends Error {
   readonly status: number;
+  /** headers the error answer carries besides its XML (InvalidRange: Content-Range) */
+  extra?: Record<string, string>;
   constructor(
     readonly code: S3ErrorCode,
     message: string,
@@ -61,3 +63,6 @@ export const fail = (code: S3ErrorCode, message: string): never => {
 export function errorXml(err: S3Error, requestId: string): string {
   return '<?xml version="1.0" encoding="UTF-8"?>\n' + `<Error><Code>${err.code}</Code><Message>${xmlEscape(err.message)}</Message><RequestId>${requestId}</RequestId></Error>`;
 }
+
+/** An error that is ours, not the caller's; its cause goes to the log, never into the answer. */
+export const internalError = (): S3Error => new S3Error('InternalError', 'We encountered an internal error. Please try again.');

@@ -12,7 +12,7 @@ import { verifyRequest, type KeyRing, type RequestParts, type Verified } from '.
 import * as buckets from './buckets';
 import { corsHeaders, preflight } from './cors';
 import { Disk, type Bucket } from './disk';
-import { errorXml, S3Error, fail } from './errors';
+import { errorXml, internalError, S3Error, fail } from './errors';
 import { deleteObject, getObject, listObjects, putObject } from './objects';
 import { postObject } from './post';
 import type { Reply } from './reply';
@@ -191,6 +191,12 @@ function send(req: IncomingMessage, res: ServerResponse, reply: Reply, extra: Re
   res.end(noBody ? undefined : reply.body);
 }
 
+const errorReply = (e: S3Error, requestId: string): Reply => ({
+  status: e.status,
+  headers: { 'Content-Type': 'application/xml', ...e.extra },
+  body: errorXml(e, requestId),
+});
+
 export function createStoreServer(o: StoreServerOptions): http.Server {
   const log = o.log ?? (() => {});
   // request ids: unique per start without a call to the random source per request
@@ -213,7 +219,7 @@ export function createStoreServer(o: StoreServerOptions): http.Server {
           // an answer that cannot be written ends this request only, never the store
           if (reply.file) fs.closeSync(reply.file.fd);
           log(`store: ${req.method} answer failed: ${(err as Error)?.message ?? String(err)}`);
-          if (!res.headersSent) send(req, res, { status: 500, headers: { 'Content-Type': 'application/xml' }, body: errorXml(new S3Error('InternalError', 'We encountered an internal error. Please try again.'), requestId) }, { 'x-amz-request-id': requestId });
+          if (!res.headersSent) send(req, res, errorReply(internalError(), requestId), { 'x-amz-request-id': requestId });
           else res.destroy();
         }
       },
@@ -223,19 +229,15 @@ export function createStoreServer(o: StoreServerOptions): http.Server {
         if (err instanceof S3Error) e = err;
         else {
           log(`store: ${req.method} failed: ${(err as Error)?.message ?? String(err)}`);
-          e = new S3Error('InternalError', 'We encountered an internal error. Please try again.');
+          e = internalError();
         }
-        const extra = (e as S3Error & { extra?: Record<string, string> }).extra ?? {};
         let cors: Record<string, string> = {};
         try {
           cors = corsHeaders(ctx.bucket, req.headers.origin, req.method ?? '');
         } catch {
           // a bucket's broken CORS document does not hide the error
         }
-        send(req, res, { status: e.status, headers: { 'Content-Type': 'application/xml', ...extra }, body: errorXml(e, requestId) }, {
-          'x-amz-request-id': requestId,
-          ...cors,
-        });
+        send(req, res, errorReply(e, requestId), { 'x-amz-request-id': requestId, ...cors });
       },
     ).catch((err: unknown) => {
       // the last net: nothing a request does may end the store's thread
