@@ -191,13 +191,11 @@ export function createHostServer(deps: ServerDeps): HostServer {
   let connections = 0;
   const sockets = new Set<net.Socket>();
   const perConnection = new WeakMap<object, ConnectionState>();
+  const newConnectionState = (): ConnectionState => ({ pending: 0, closing: false, lastWritten: 0, stalledSince: performance.now() });
   const connectionOf = (socket: object | null): ConnectionState => {
-    const key = socket ?? perConnection; // a response already detached from its socket: a throwaway state
-    let state = perConnection.get(key);
-    if (!state) {
-      state = { pending: 0, closing: false, lastWritten: 0, stalledSince: performance.now() };
-      if (socket) perConnection.set(socket, state);
-    }
+    if (!socket) return newConnectionState(); // a response already detached from its socket: nothing to keep
+    let state = perConnection.get(socket);
+    if (!state) perConnection.set(socket, (state = newConnectionState()));
     return state;
   };
   let inFlight = 0;
