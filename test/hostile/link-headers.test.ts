@@ -12,7 +12,6 @@
  *   - published: an unsigned GET is refused, and GET ?acl (admin) shows no grant beyond the owner's;
  *   - changed: no tags, website redirect, storage class other than STANDARD, SSE, or object lock.
  */
-import { randomBytes } from 'node:crypto';
 import {
   GetObjectAclCommand,
   GetObjectCommand,
@@ -20,13 +19,12 @@ import {
   HeadObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { startEmbeddedStore } from '../../scripts/s3/embedded-store';
 import { escapeKey } from '../../src/lib/presign';
 import { startHost, type StartedHost, callEndpoint } from '../support/host';
+import { external, useStore } from '../support/store';
 
 jest.setTimeout(180_000);
 
-const external = Boolean(process.env.AWS_S3_ENDPOINT);
 const onRgw = process.env.TEST_STORE === 'rgw';
 const ALICE_SECRET = "alice's secret: do not copy";
 const ALL_USERS = 'uri=http://acs.amazonaws.com/groups/global/AllUsers';
@@ -98,34 +96,12 @@ function fill(values: Record<string, string>): Record<string, string> {
 }
 
 beforeAll(async () => {
-  bucket = `link-headers-${randomBytes(5).toString('hex')}`;
-  let accessKeyId: string;
-  let secretAccessKey: string;
-  let region: string;
-  const env: Record<string, string> = { AWS_BUCKET: bucket };
-  if (external) {
-    endpoint = process.env.AWS_S3_ENDPOINT!;
-    accessKeyId = process.env.AWS_ACCESS_KEY_ID!;
-    secretAccessKey = process.env.AWS_SECRET_ACCESS_KEY!;
-    region = process.env.AWS_REGION ?? 'us-east-1';
-  } else {
-    accessKeyId = `LINKHDR${randomBytes(6).toString('hex').toUpperCase()}`;
-    secretAccessKey = randomBytes(30).toString('base64url');
-    const store = await startEmbeddedStore({ accessKeyId, secretAccessKey, buckets: [bucket] });
-    ({ endpoint, region } = store);
-    closeStore = () => store.close();
-    Object.assign(env, { AWS_S3_ENDPOINT: endpoint, AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey, AWS_REGION: region });
-  }
+  // the embedded store by default, or the one the environment names (test:rgw), as every suite picks it
+  const store = await useStore();
+  ({ bucket, endpoint, client: s3 } = store);
+  closeStore = () => store.close();
   if (onRgw) expect(process.env.AWS_UPLOAD_ACCESS_KEY_ID).toBeTruthy(); // run.ts sets up the upload identity
-  host = await startHost({ env });
-  s3 = new S3Client({
-    endpoint,
-    region,
-    forcePathStyle: true,
-    credentials: { accessKeyId, secretAccessKey },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  host = await startHost({ env: store.config });
   alice = await host.addUser('alice');
   bob = await host.addUser('bob');
   const up = await call('user-upload', { name: 'secret.txt', file: Buffer.from(ALICE_SECRET).toString('base64'), contentType: 'text/plain' }, alice);
