@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import { storeClient } from '../../scripts/s3/client';
-import { PROJECT_ROOT } from '../support/host';
+import { PROJECT_ROOT, readAnswer } from '../support/host';
 
 export const md5 = (b: Buffer | string) => crypto.createHash('md5').update(b).digest('hex');
 
@@ -119,14 +119,8 @@ export async function api(url: string, endpoint: string, headers: Record<string,
       body: JSON.stringify(args),
       signal: AbortSignal.timeout(timeoutMs),
     });
-    const text = await res.text();
-    let body: any = text;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      /* not JSON */
-    }
-    return { status: res.status, body, ms: Date.now() - t0 };
+    const { status, body } = await readAnswer(res);
+    return { status, body, ms: Date.now() - t0 };
   } catch (err) {
     return { status: 0, body: String((err as Error).message), ms: Date.now() - t0 };
   }

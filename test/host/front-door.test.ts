@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { startHost, type StartedHost } from '../support/host';
+import { startHost, type StartedHost, readAnswer } from '../support/host';
 import { chunk, makeStoreFixtureSocket, postHead, probeHealth, raw, rssBytes, sleep, startStubStore } from './front-door-support';
 
 jest.setTimeout(60_000);
@@ -41,17 +41,7 @@ const json = (value: unknown, headers: Record<string, string> = {}): RequestInit
   headers: { 'content-type': 'application/json', ...headers },
   body: JSON.stringify(value),
 });
-async function call(url: string, init: RequestInit = {}) {
-  const res = await fetch(url, init);
-  const text = await res.text();
-  let body: any = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    /* the test says what it expected */
-  }
-  return { status: res.status, body, headers: res.headers };
-}
+const call = async (url: string, init: RequestInit = {}) => readAnswer(await fetch(url, init));
 
 /** Runs front-door-attacker.cjs against a host and resolves with what it printed. */
 function attack(env: Record<string, string>): Promise<any> {

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { PROJECT_ROOT, startHost, StartedHost, tempDir } from '../support/host';
+import { PROJECT_ROOT, startHost, StartedHost, tempDir, readAnswer } from '../support/host';
 import { makeFixtureSocket } from './fixture-socket';
 
 const MAX_FILE_SIZE = 3000;
@@ -24,15 +24,8 @@ const baseEnv = () => ({
 });
 
 async function call(pathAndQuery: string, init: RequestInit = {}) {
-  const res = await fetch(host.url + pathAndQuery, init);
-  const text = await res.text();
-  let body: any;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = text;
-  }
-  return { status: res.status, body, headers: res.headers };
+  const { status, body, headers } = await readAnswer(await fetch(host.url + pathAndQuery, init));
+  return { status, body, headers };
 }
 const json = (value: unknown, headers: Record<string, string> = {}): RequestInit => ({
   method: 'POST',

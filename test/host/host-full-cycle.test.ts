@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import SyncanoClient from '@syncano/client';
-import { PROJECT_ROOT, startHost, StartedHost, tempDir } from '../support/host';
+import { PROJECT_ROOT, startHost, StartedHost, tempDir, readAnswer } from '../support/host';
 
 jest.setTimeout(120_000);
 
@@ -21,15 +21,7 @@ let dave: User;
 
 async function api(endpoint: string, init: RequestInit & { query?: Record<string, string> } = {}) {
   const q = init.query ? '?' + new URLSearchParams(init.query).toString() : '';
-  const res = await fetch(`${host.url}/aws-storage/${endpoint}/${q}`, init);
-  const text = await res.text();
-  let body: any = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    /* not JSON */
-  }
-  return { status: res.status, body, headers: res.headers };
+  return readAnswer(await fetch(`${host.url}/aws-storage/${endpoint}/${q}`, init));
 }
 const post = (value: unknown, headers: Record<string, string> = {}): RequestInit => ({
   method: 'POST',

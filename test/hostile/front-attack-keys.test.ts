@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { startHost, type StartedHost } from '../support/host';
+import { startHost, type StartedHost, readAnswer } from '../support/host';
 import { raw } from '../host/front-door-support';
 
 jest.setTimeout(60_000);
@@ -30,15 +30,7 @@ interface Answer {
 }
 
 async function req(pathAndQuery: string, init: RequestInit = {}): Promise<Answer> {
-  const res = await fetch(h.url + pathAndQuery, { redirect: 'manual', ...init });
-  const text = await res.text();
-  let body: any = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    /* shown by the expectation */
-  }
-  return { status: res.status, body, text, headers: res.headers };
+  return readAnswer(await fetch(h.url + pathAndQuery, { redirect: 'manual', ...init }));
 }
 const ep = (name: string) => `/aws-storage/${name}/`;
 const jsonPost = (value: unknown, headers: Record<string, string> = {}): RequestInit => ({

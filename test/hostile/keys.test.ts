@@ -2,6 +2,7 @@
  * Keys over HTTP against the host: none, empty, unknown, a user key on admin endpoints, the admin key
  * as a user key, keys in two places that disagree: 401/403 as SPEC §4/§6 say, and nothing written.
  */
+import { readAnswer } from '../support/host';
 import { b64, expectNoSecrets, startHarness, type Harness, type User } from './harness';
 
 jest.setTimeout(60_000);
@@ -87,15 +88,9 @@ async function run(endpoint: string, c: Case) {
     headers: { 'content-type': 'application/json', ...c.headers },
     body: JSON.stringify({ ...ARGS[endpoint], ...c.body }),
   });
-  const text = await res.text();
-  h.captured.push(`${res.status}\n${text}`);
-  let body: any;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = text;
-  }
-  return { status: res.status, body };
+  const { status, text, body } = await readAnswer(res);
+  h.captured.push(`${status}\n${text}`);
+  return { status, body };
 }
 
 test('user endpoints: every missing, empty, unknown or disagreeing key is a 401 unauthorized', async () => {

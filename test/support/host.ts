@@ -172,11 +172,15 @@ export async function callEndpoint(
   endpointName: string,
   args: Record<string, unknown>,
   user?: { user_key: string },
-): Promise<{ status: number; body: any; text: string }> {
+): Promise<{ status: number; headers: Headers; text: string; body: any }> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (user) headers['x-user-key'] = user.user_key;
   else headers['x-api-key'] = host.adminKey;
-  const res = await fetch(`${host.url}/aws-storage/${endpointName}/`, { method: 'POST', headers, body: JSON.stringify(args) });
+  return readAnswer(await fetch(`${host.url}/aws-storage/${endpointName}/`, { method: 'POST', headers, body: JSON.stringify(args) }));
+}
+
+/** An HTTP answer read whole: status, headers, its text, and its body as JSON where it parses (else the text). */
+export async function readAnswer(res: Response): Promise<{ status: number; headers: Headers; text: string; body: any }> {
   const text = await res.text();
   let body: any = text;
   try {
@@ -184,5 +188,5 @@ export async function callEndpoint(
   } catch {
     /* shown by the caller's expectation */
   }
-  return { status: res.status, body, text };
+  return { status: res.status, headers: res.headers, text, body };
 }
