@@ -49,6 +49,8 @@ export interface ServerDeps {
 const RETRY_AFTER_SECONDS = 1;
 /** Requests one connection may have in flight (pipelined) before it is answered 503 and closed. */
 const MAX_PIPELINED = 8;
+/** At shutdown, how long requests already sent over open connections have to arrive before idle ones close. */
+const SHUTDOWN_GRACE_MS = 300;
 /** How long one /healthz store check answers for every caller. */
 const HEALTH_REUSE_MS = 1_000;
 
@@ -602,6 +604,9 @@ export function createHostServer(deps: ServerDeps): HostServer {
     async close(timeoutMs) {
       closing = true;
       const closed = new Promise<void>((r) => server.close(() => r()));
+      // A request already on its way over an open connection (sent, its headers not yet parsed here)
+      // gets a moment to arrive: it is served and told Connection: close, not cut off mid-send.
+      await new Promise((r) => setTimeout(r, Math.min(SHUTDOWN_GRACE_MS, timeoutMs)));
       server.closeIdleConnections();
       const idle = inFlight === 0 ? Promise.resolve() : new Promise<void>((r) => idleWaiters.push(r));
       let timer: NodeJS.Timeout | undefined;
