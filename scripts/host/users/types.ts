@@ -1,0 +1,93 @@
+// The user store's one interface (DESIGN.md: "users"). Two implementations: SQLite in DATA_DIR (the
+// embedded default) and PostgreSQL with DATABASE_URL. Every method is async, so both fit; the host
+// never knows which one it has. One conformance suite (test/users/) runs on both.
+//
+// Keys (user keys and admin keys) are kept only as SHA-256 digests (`keyDigest` in ../admin-key.ts).
+// Passwords (issue #16) are kept only as the KDF's encoded hash string, made and checked by the host;
+// the store keeps the string and never looks inside it.
+
+export interface User {
+  id: number;
+  username: string;
+  /** a disabled user's keys are refused; its files stay */
+  disabled: boolean;
+  /** ISO 8601 */
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface NewUser extends User {
+  /** the one time the key is seen in clear: on creation and on rotation */
+  user_key: string;
+}
+
+export interface AdminKeyInfo {
+  id: number;
+  label: string;
+  createdAt: string;
+  /** null while the key works */
+  revokedAt: string | null;
+}
+
+export interface NewAdminKey extends AdminKeyInfo {
+  key: string;
+}
+
+/** Failed sign-ins counted for one bucket ("u:<username>" or "ip:<address>"), shared by every host. */
+export interface LoginFailures {
+  failures: number;
+  /** ms since the epoch of the last failure; 0 when none */
+  lastFailureAt: number;
+}
+
+export type UserRef = { id: number } | { username: string };
+
+/** The store cannot be reached or failed: the host answers 503, never 500 and never a wrong 401. */
+export class UserStoreUnavailableError extends Error {}
+export class UsernameTakenError extends Error {
+  constructor(username: string) {
+    super(`username "${username}" is taken`);
+  }
+}
+export class InvalidUsernameError extends Error {}
+export class NoSuchUserError extends Error {}
+
+export interface UserStore {
+  /** 'sqlite' or 'postgres', for logs and figures */
+  readonly kind: string;
+
+  /** A new user with a fresh key; `passwordHash` when it is made with a password. */
+  createUser(username: string, opts?: { passwordHash?: string }): Promise<NewUser>;
+  /**
+   * The enabled user whose key has this digest, or undefined. Found users may be cached, but no cached
+   * answer may outlive a change made on any host (rotate, disable, delete) by more than 1 s.
+   */
+  findByKeyDigest(digest: Buffer): Promise<User | undefined>;
+  getUser(ref: UserRef): Promise<User | undefined>;
+  /** by id, ascending; `afterId` pages */
+  listUsers(opts?: { limit?: number; afterId?: number }): Promise<User[]>;
+  /** A new key for the user; the old one is refused from now on (every host within 1 s). */
+  rotateKey(ref: UserRef): Promise<NewUser>;
+  setDisabled(ref: UserRef, disabled: boolean): Promise<User>;
+  /** Removes the user and its keys; true when there was one. (Its files are the host's business.) */
+  deleteUser(ref: UserRef): Promise<boolean>;
+
+  /** #16: the stored password hash (null: the user has no password), with the user. */
+  passwordOf(username: string): Promise<{ user: User; passwordHash: string | null } | undefined>;
+  setPasswordHash(ref: UserRef, passwordHash: string | null): Promise<void>;
+  /** #16: brute-force counters, in the store so that they hold across hosts. */
+  recordLoginFailure(bucket: string, now: number): Promise<LoginFailures>;
+  loginFailures(bucket: string): Promise<LoginFailures>;
+  clearLoginFailures(bucket: string): Promise<void>;
+
+  /** Admin keys: several may work at once, so that one can be rotated without downtime. */
+  addAdminKey(label: string, key?: string): Promise<NewAdminKey>;
+  /** Makes sure this key (ADMIN_KEY, or DATA_DIR/admin-key) works, as the first one; idempotent. */
+  ensureAdminKey(key: string, label: string): Promise<void>;
+  listAdminKeys(): Promise<AdminKeyInfo[]>;
+  revokeAdminKey(id: number): Promise<boolean>;
+  /** true when a working admin key has this digest (cached as users are, same 1 s bound) */
+  isAdminKeyDigest(digest: Buffer): Promise<boolean>;
+
+  close(): Promise<void>;
+}
