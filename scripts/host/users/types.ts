@@ -51,6 +51,10 @@ export class UsernameTakenError extends Error {
 }
 export class InvalidUsernameError extends Error {}
 export class NoSuchUserError extends Error {}
+/** A label or a caller-given admin key the store refuses (the message says which rule). */
+export class InvalidAdminKeyError extends Error {}
+/** addAdminKey with a key that is (or was: revoked keys stay refused) already an admin key. */
+export class AdminKeyTakenError extends Error {}
 
 export interface UserStore {
   /** 'sqlite' or 'postgres', for logs and figures */
@@ -80,11 +84,15 @@ export interface UserStore {
   loginFailures(bucket: string): Promise<LoginFailures>;
   clearLoginFailures(bucket: string): Promise<void>;
 
-  /** Admin keys: several may work at once, so that one can be rotated without downtime. */
+  /**
+   * Admin keys: several may work at once, so that one can be rotated without downtime. `key` (at least
+   * 16 characters) when the caller chose it, else a fresh one; label up to 100 characters.
+   */
   addAdminKey(label: string, key?: string): Promise<NewAdminKey>;
   /** Makes sure this key (ADMIN_KEY, or DATA_DIR/admin-key) works, as the first one; idempotent. */
   ensureAdminKey(key: string, label: string): Promise<void>;
   listAdminKeys(): Promise<AdminKeyInfo[]>;
+  /** true when a working key with this id was revoked now (false: none, or revoked before) */
   revokeAdminKey(id: number): Promise<boolean>;
   /** true when a working admin key has this digest (cached as users are, same 1 s bound) */
   isAdminKeyDigest(digest: Buffer): Promise<boolean>;
