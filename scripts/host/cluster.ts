@@ -1,15 +1,17 @@
 // HOST_WORKERS > 1: this process (the primary) keeps the embedded store and the admin key, and forks
 // that many workers (node:cluster) that serve HTTP on one shared port. The host keeps no state but the
-// user store (SQLite, WAL), so workers need nothing from each other.
+// user store (SQLite in WAL mode, or PostgreSQL), which each worker opens for itself, so workers need
+// nothing from each other.
 import cluster, { type Worker } from 'node:cluster';
 import fs from 'node:fs';
 import net from 'node:net';
 import { loadAdminKey, type AdminKeySource } from './admin-key';
-import { listenUrl, type HostSettings } from './env';
-import { UserStore } from './users';
+import { describeUserStore, listenUrl, type HostSettings } from './env';
+import type { UserStore } from './users/types';
 
 interface PrimaryDeps {
   startStore: (settings: HostSettings, region: unknown) => Promise<{ env: Record<string, string>; close: () => Promise<void> | void }>;
+  openUsers: (settings: HostSettings, admin: AdminKeySource) => Promise<UserStore>;
   sayAdminKey: (admin: AdminKeySource) => void;
   say: (line: string) => void;
 }
@@ -31,10 +33,12 @@ function freePort(host: string): Promise<number> {
 
 export async function runPrimary(settings: HostSettings, deps: PrimaryDeps): Promise<void> {
   const { say } = deps;
-  // Created once here, so that workers starting together never race to create them.
+  // Created once here (the admin key, the user store's tables, the admin key in them), so that workers
+  // starting together never race to create them.
   fs.mkdirSync(settings.dataDir, { recursive: true });
-  new UserStore(settings.dataDir).close();
   const admin = loadAdminKey(settings.dataDir, settings.adminKey);
+  await (await deps.openUsers(settings, admin)).close();
+  say(`users: ${describeUserStore(settings)}`);
 
   const env: Record<string, string> = {};
   let closeStore: (() => Promise<void> | void) | undefined;

@@ -13,6 +13,10 @@ export interface HostSettings {
   /** AWS_BUCKET, else the instance's bucket as the socket derives it */
   bucket: string;
   dataDir: string;
+  /** DATABASE_URL: users and admin keys in PostgreSQL; without it, SQLite in DATA_DIR */
+  databaseUrl?: string;
+  /** DATABASE_POOL_SIZE: PostgreSQL connections one process holds at most (the store's default when unset) */
+  databasePoolSize?: number;
   s3Port: number;
   adminKey?: string;
   tlsCert?: string;
@@ -100,6 +104,8 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): HostSettings
     instance,
     bucket: env.AWS_BUCKET || defaultBucket(instance),
     dataDir: path.resolve(env.DATA_DIR || './.data'),
+    databaseUrl: env.DATABASE_URL || undefined,
+    databasePoolSize: env.DATABASE_POOL_SIZE ? intEnv(env, 'DATABASE_POOL_SIZE', 10, 1, 1000) : undefined,
     s3Port: intEnv(env, 'S3_PORT', 4569, 0, 65535),
     adminKey: env.ADMIN_KEY || undefined,
     tlsCert,
@@ -112,6 +118,19 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): HostSettings
     workers: env.HOST_WORKERS === 'auto' ? os.availableParallelism() : intEnv(env, 'HOST_WORKERS', 1, 1, 64),
     limits: readLimits(env),
   };
+}
+
+/** Which user store the host uses, as it prints it: never the URL's password (nor its query, which may hold one). */
+export function describeUserStore(settings: Pick<HostSettings, 'dataDir' | 'databaseUrl'>): string {
+  if (!settings.databaseUrl) return `SQLite in ${path.join(settings.dataDir, 'users.sqlite')}`;
+  let url: URL;
+  try {
+    url = new URL(settings.databaseUrl);
+  } catch {
+    return 'PostgreSQL (DATABASE_URL, not a URL the host can show)';
+  }
+  const user = url.username ? `${url.username}@` : '';
+  return `PostgreSQL at ${url.protocol}//${user}${url.host}${url.pathname}`;
 }
 
 /** The URL the host answers on, as it prints it. */

@@ -10,10 +10,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadAdminKey, loadStoreCredentials, type AdminKeySource } from './admin-key';
 import { runPrimary } from './cluster';
-import { bodyLimitFor, listenUrl, readSettings, socketConfigFromEnv, type HostSettings } from './env';
+import { bodyLimitFor, describeUserStore, listenUrl, readSettings, socketConfigFromEnv, type HostSettings } from './env';
 import { createHostServer } from './server';
 import { loadSocket } from './socket';
-import { UserStore } from './users';
+import { openUserStore } from './users';
+import type { UserStore } from './users/types';
 
 type Closer = () => Promise<void> | void;
 const say = (line: string) => process.stdout.write(`aws-storage ${line}\n`);
@@ -53,6 +54,21 @@ async function startStore(settings: HostSettings, region: unknown): Promise<{ en
   return { env, close: () => store.close() };
 }
 
+/**
+ * The user store (SQLite in DATA_DIR, or PostgreSQL with DATABASE_URL), with the admin key the host
+ * was started with (ADMIN_KEY, or DATA_DIR/admin-key) made one of its working admin keys.
+ */
+async function openUsers(settings: HostSettings, admin: AdminKeySource): Promise<UserStore> {
+  const users = await openUserStore({ dataDir: settings.dataDir, databaseUrl: settings.databaseUrl, poolSize: settings.databasePoolSize });
+  try {
+    await users.ensureAdminKey(admin.key, admin.source === 'env' ? 'ADMIN_KEY' : 'DATA_DIR/admin-key');
+  } catch (err) {
+    await users.close();
+    throw err;
+  }
+  return users;
+}
+
 function sayAdminKey(admin: AdminKeySource): void {
   if (admin.source === 'env') say('admin key: from ADMIN_KEY');
   else if (admin.generated) say(`admin key generated: ${admin.key} (kept in ${admin.source}; shown only this once)`);
@@ -62,7 +78,7 @@ function sayAdminKey(admin: AdminKeySource): void {
 async function main(): Promise<void> {
   const settings = readSettings();
   if (settings.workers > 1 && cluster.isPrimary) {
-    await runPrimary(settings, { startStore, sayAdminKey, say });
+    await runPrimary(settings, { startStore, openUsers, sayAdminKey, say });
     return;
   }
   // In a worker of runPrimary, the primary has said all of this (and runs the store).
@@ -78,10 +94,11 @@ async function main(): Promise<void> {
   const closers: Closer[] = [];
 
   fs.mkdirSync(settings.dataDir, { recursive: true });
-  const users = new UserStore(settings.dataDir);
-  closers.push(() => users.close());
-
   const admin = loadAdminKey(settings.dataDir, settings.adminKey);
+  // each worker of runPrimary opens its own (its own connections, its own cache)
+  const users = await openUsers(settings, admin);
+  closers.push(() => users.close());
+  tell(`users: ${describeUserStore(settings)}`);
 
   if (!process.env.AWS_S3_ENDPOINT) {
     const store = await startStore(settings, config.AWS_REGION || config.REGION);
@@ -105,7 +122,6 @@ async function main(): Promise<void> {
     instance: settings.instance,
     socket,
     users,
-    adminKey: admin.key,
     config,
     bodyLimit: bodyLimitFor(config.MAX_FILE_SIZE),
     handlerTimeoutMs: settings.handlerTimeoutMs,

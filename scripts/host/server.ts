@@ -4,7 +4,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type net from 'node:net';
 import path from 'node:path';
-import { digestsEqual, keyDigest } from './admin-key';
+import { keyDigest } from './admin-key';
 import { DEFAULT_LIMITS, type FrontDoorLimits } from './env';
 import { errorAnswer, HandlerAnswer, invokeHandler, jsonAnswer } from './invoke';
 import {
@@ -22,13 +22,15 @@ import {
   withBody,
 } from './request';
 import type { LoadedSocket } from './socket';
-import { InvalidUsernameError, User, UsernameTakenError, UserStore } from './users';
+import { ADMIN_ROUTE_METHODS, adminRoute, handleAdminRoute, type AdminRoute } from './user-routes';
+import { guardUserStore } from './user-store-guard';
+import { UserStoreUnavailableError, type User, type UserStore } from './users/types';
 
 export interface ServerDeps {
   instance: string;
   socket: LoadedSocket;
+  /** users and admin keys (the admin key the host was started with is one of them: ensureAdminKey) */
   users: UserStore;
-  adminKey: string;
   /** ctx.config for every call */
   config: Record<string, unknown>;
   bodyLimit: number;
@@ -45,7 +47,7 @@ export interface ServerDeps {
   limits?: Partial<FrontDoorLimits>;
 }
 
-/** Seconds a 503 for a full host asks the client to wait. */
+/** Seconds a 503 (a full host, a user store that does not answer) asks the client to wait. */
 const RETRY_AFTER_SECONDS = 1;
 /** Requests one connection may have in flight (pipelined) before it is answered 503 and closed. */
 const MAX_PIPELINED = 8;
@@ -97,7 +99,7 @@ const STATIC_TYPES: Record<string, string> = {
 
 type Route =
   | { kind: 'health' }
-  | { kind: 'users' }
+  | { kind: 'admin'; route: AdminRoute }
   | { kind: 'endpoint'; endpoint: string }
   | { kind: 'static' }
   | { kind: 'none' };
@@ -142,9 +144,9 @@ interface Exchange {
   expectsContinue: boolean;
 }
 
-/** Who the keys of a call are. */
+/** Who the keys of a call are (user_key: absent when the host itself calls an endpoint as a user). */
 interface Caller {
-  user?: User & { user_key: string };
+  user?: User & { user_key?: string };
   admin: boolean;
 }
 
@@ -177,7 +179,7 @@ function isoNow(): string {
 export function createHostServer(deps: ServerDeps): HostServer {
   const stdout = batchedStdout();
   const log = deps.log ?? stdout.log;
-  const adminDigest = keyDigest(deps.adminKey);
+  const users = guardUserStore(deps.users, log);
   // Every call gets this one object; frozen so that no handler can change another call's config.
   const config = Object.freeze({ ...deps.config });
   const socketName = deps.socket.definition.name;
@@ -208,8 +210,9 @@ export function createHostServer(deps: ServerDeps): HostServer {
     if (pathname === '/healthz' || pathname === '/healthz/') return { kind: 'health' };
     const seg = pathname.split('/').slice(1);
     if (seg.length && seg[seg.length - 1] === '') seg.pop(); // trailing slash optional
-    if (seg.length === 4 && seg[0] === 'v2' && seg[1] === 'instances' && seg[2] === deps.instance && seg[3] === 'users') {
-      return { kind: 'users' };
+    if (seg.length >= 4 && seg[0] === 'v2' && seg[1] === 'instances' && seg[2] === deps.instance) {
+      const admin = adminRoute(seg.slice(3));
+      return admin ? { kind: 'admin', route: admin } : { kind: 'none' };
     }
     let socket: string | undefined;
     let endpoint: string | undefined;
@@ -242,25 +245,31 @@ export function createHostServer(deps: ServerDeps): HostServer {
     res.end(a.body);
   }
 
-  /** Keys → {user, admin}; any unknown or disagreeing key is a 401. */
-  function authenticate(call: CallInput): Caller {
+  /**
+   * Keys → {user, admin}; any unknown, revoked, disabled or disagreeing key is a 401. The store caches
+   * what it finds (a changed key is refused on every host within 1 s), so a known key costs no round
+   * trip; a store that fails is a 503 (UserStoreUnavailableError), never a 401.
+   */
+  async function authenticate(call: CallInput): Promise<Caller> {
     const adminKeys = distinct(call.adminKeys);
     const userKeys = distinct(call.userKeys);
     if (adminKeys.length > 1) throw new HttpError(401, 'unauthorized', 'admin keys given in several places disagree');
     if (userKeys.length > 1) throw new HttpError(401, 'unauthorized', 'user keys given in several places disagree');
     let admin = false;
     if (adminKeys.length === 1) {
-      if (!digestsEqual(keyDigest(adminKeys[0]), adminDigest)) throw new HttpError(401, 'unauthorized', 'unknown admin key');
+      if (!(await users.isAdminKeyDigest(keyDigest(adminKeys[0])))) throw new HttpError(401, 'unauthorized', 'unknown or revoked admin key');
       admin = true;
     }
     let user: (User & { user_key: string }) | undefined;
     if (userKeys.length === 1) {
       const digest = keyDigest(userKeys[0]);
-      if (digestsEqual(digest, adminDigest)) {
-        throw new HttpError(401, 'unauthorized', 'the admin key is not a user key; send it as X-API-KEY');
+      const found = await users.findByKeyDigest(digest);
+      if (!found) {
+        if (await users.isAdminKeyDigest(digest)) {
+          throw new HttpError(401, 'unauthorized', 'the admin key is not a user key; send it as X-API-KEY');
+        }
+        throw new HttpError(401, 'unauthorized', 'unknown, rotated or disabled user key');
       }
-      const found = deps.users.findByDigest(digest);
-      if (!found) throw new HttpError(401, 'unauthorized', 'unknown user key');
       user = { ...found, user_key: userKeys[0] };
     }
     return { user, admin };
@@ -277,7 +286,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
    */
   async function admitCall(req: http.IncomingMessage, url: URL, needsAdmin: boolean, phases?: Phases): Promise<{ call: CallInput; caller: Caller }> {
     const early = collectCall(req, url.search ? url.searchParams : undefined);
-    const earlyCaller = authenticate(early);
+    const earlyCaller = await authenticate(early);
     const known = needsAdmin ? earlyCaller.admin : earlyCaller.admin || earlyCaller.user !== undefined;
     const limit = known ? deps.bodyLimit : keylessLimit;
     const overLimit = known
@@ -308,18 +317,27 @@ export function createHostServer(deps: ServerDeps): HostServer {
     }
     // Keys only in the headers or query (the usual call): already checked.
     const bodyKeys = call.userKeys.length !== early.userKeys.length || call.adminKeys.length !== early.adminKeys.length;
-    return { call, caller: bodyKeys ? authenticate(call) : earlyCaller };
+    return { call, caller: bodyKeys ? await authenticate(call) : earlyCaller };
   }
 
   async function handleEndpoint(req: http.IncomingMessage, url: URL, endpoint: string): Promise<HandlerAnswer> {
     const phases: Phases = { read: 0, parse: 0 };
     const ep = deps.socket.endpoints.get(endpoint)!;
     const { call, caller } = await admitCall(req, url, ep.metadata.private === true, phases);
-    const { user, admin } = caller;
-    if (ep.metadata.private === true && !admin) {
+    if (ep.metadata.private === true && !caller.admin) {
       return errorAnswer(403, 'forbidden', `${socketName}/${endpoint} is private: it needs the admin key`);
     }
-    const method = call.methodOverride ?? req.method ?? 'GET';
+    const handlerStart = performance.now();
+    const answer = await runEndpoint(req, url, endpoint, call.args, caller, call.methodOverride ?? req.method ?? 'GET');
+    answer.headers['Server-Timing'] ??= serverTiming(phases, performance.now() - handlerStart);
+    return answer;
+  }
+
+  /** One call of one of the socket's handlers, with ctx as the platform built it: for a caller, or the host itself. */
+  function runEndpoint(req: http.IncomingMessage, url: URL, endpoint: string, args: Record<string, unknown>, caller: Caller, method: string): Promise<HandlerAnswer> {
+    const ep = deps.socket.endpoints.get(endpoint);
+    if (!ep) return Promise.resolve(errorAnswer(500, 'not_configured', `the socket has no ${endpoint} endpoint`));
+    const { user, admin } = caller;
     // Built in one order with no deletes, so that every call's meta has the same shape.
     const meta: Record<string, unknown> = {
       request: requestMeta(req, url.pathname, method),
@@ -330,50 +348,43 @@ export function createHostServer(deps: ServerDeps): HostServer {
       metadata: ep.metadata,
       api_host: req.headers.host ?? '',
     };
-    if (user) meta.user = { id: user.id, username: user.username, user_key: user.user_key };
+    if (user) meta.user = user.user_key === undefined ? { id: user.id, username: user.username } : { id: user.id, username: user.username, user_key: user.user_key };
     if (admin) meta.admin = { id: 1, email: `admin@${deps.instance}` };
-    const ctx = { args: call.args, meta, config };
-    const handlerStart = performance.now();
-    const answer = await invokeHandler(ep.handler, ctx, {
+    return invokeHandler(ep.handler, { args, meta, config }, {
       timeoutMs: deps.handlerTimeoutMs,
       graceMs: deps.handlerGraceMs,
       onError: (err) => log(`error in ${socketName}/${endpoint}: ${(err as Error)?.stack ?? String(err)}`),
     });
-    answer.headers['Server-Timing'] ??= serverTiming(phases, performance.now() - handlerStart);
-    return answer;
   }
 
-  async function handleUsers(req: http.IncomingMessage, url: URL): Promise<HandlerAnswer> {
+  async function handleAdmin(req: http.IncomingMessage, url: URL, route: AdminRoute): Promise<HandlerAnswer> {
     const { call, caller } = await admitCall(req, url, true);
-    const { admin } = caller;
-    if (!admin) return errorAnswer(403, 'forbidden', 'creating users needs the admin key');
-    try {
-      const u = deps.users.add(call.args.username as string);
-      return jsonAnswer(201, { id: u.id, username: u.username, user_key: u.user_key });
-    } catch (err) {
-      if (err instanceof InvalidUsernameError) return errorAnswer(400, 'invalid_argument', err.message);
-      if (err instanceof UsernameTakenError) return errorAnswer(409, 'conflict', err.message);
-      throw err;
-    }
+    if (!caller.admin) return errorAnswer(403, 'forbidden', 'managing users and admin keys needs the admin key');
+    return handleAdminRoute(route, req.method ?? 'GET', call.args, {
+      instance: deps.instance,
+      users,
+      // the deleted user's own user-list and user-delete, so that the socket decides what its files are
+      callAsUser: (endpoint, user, args) => runEndpoint(req, url, endpoint, args, { user, admin: false }, 'POST'),
+    });
   }
 
   // One store check at a time, shared by every /healthz that comes while it runs; a good answer is
   // shared for HEALTH_REUSE_MS more. A flood of keyless health calls costs one HeadBucket at a time,
   // and a store that comes back is seen by the next call.
+  // The user store is checked with the S3 store: a host whose users cannot be found serves nobody.
   let health: { okAt?: number; answer: Promise<HandlerAnswer> } | undefined;
+  const answers = (check: Promise<unknown>) => check.then(() => 'ok' as const, () => 'unavailable' as const);
   function handleHealth(): Promise<HandlerAnswer> {
     if (health && (health.okAt === undefined || performance.now() - health.okAt < HEALTH_REUSE_MS)) return health.answer;
     const current: { okAt?: number; answer: Promise<HandlerAnswer> } = {
-      answer: deps.checkHealth().then(
-        () => {
+      answer: Promise.all([answers(deps.checkHealth()), answers(users.listUsers({ limit: 1 }))]).then(([store, userStore]) => {
+        if (store === 'ok' && userStore === 'ok') {
           current.okAt = performance.now();
           return jsonAnswer(200, { status: 'ok' });
-        },
-        () => {
-          if (health === current) health = undefined;
-          return jsonAnswer(503, { status: 'unavailable' });
-        },
-      ),
+        }
+        if (health === current) health = undefined;
+        return jsonAnswer(503, { status: 'unavailable', store, users: userStore });
+      }),
     };
     health = current;
     return current.answer;
@@ -428,7 +439,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
     const r = route(url.pathname);
     const allowed =
       r.kind === 'endpoint' ? ['GET', 'POST', 'OPTIONS'] :
-      r.kind === 'users' ? ['POST', 'OPTIONS'] :
+      r.kind === 'admin' ? ADMIN_ROUTE_METHODS[r.route.kind] :
       r.kind === 'health' ? ['GET'] :
       r.kind === 'static' ? ['GET'] : [];
     if (r.kind === 'none' || (r.kind === 'static' && method !== 'GET')) {
@@ -437,12 +448,15 @@ export function createHostServer(deps: ServerDeps): HostServer {
     if (!allowed.includes(method)) {
       return { ...errorAnswer(405, 'method_not_allowed', `${method} is not allowed here`), headers: { Allow: allowed.join(', ') } };
     }
-    if (method === 'OPTIONS') return { status: 204, body: Buffer.alloc(0), contentType: 'text/plain', headers: PREFLIGHT_HEADERS };
+    if (method === 'OPTIONS') {
+      const headers = r.kind === 'admin' ? { ...PREFLIGHT_HEADERS, 'Access-Control-Allow-Methods': allowed.join(', ') } : PREFLIGHT_HEADERS;
+      return { status: 204, body: Buffer.alloc(0), contentType: 'text/plain', headers };
+    }
     switch (r.kind) {
       case 'health':
         return handleHealth();
-      case 'users':
-        return handleUsers(req, url);
+      case 'admin':
+        return handleAdmin(req, url, r.route);
       case 'endpoint':
         return handleEndpoint(req, url, r.endpoint);
       case 'static':
@@ -534,8 +548,11 @@ export function createHostServer(deps: ServerDeps): HostServer {
     }
     dispatch(req, url).then(
       (a) => send(res, a),
-      (err) => {
-        if (err instanceof ClientGone) return; // nobody to answer; the access line says 499
+      (failure) => {
+        if (failure instanceof ClientGone) return; // nobody to answer; the access line says 499
+        const err = failure instanceof UserStoreUnavailableError
+          ? new HttpError(503, 'users_unavailable', 'the user store does not answer; try again shortly')
+          : failure;
         if (err instanceof HttpError) {
           const a = errorAnswer(err.status, err.code, err.message);
           if (err.status === 503) a.headers['Retry-After'] = String(RETRY_AFTER_SECONDS);
