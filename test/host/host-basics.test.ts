@@ -323,9 +323,9 @@ describe('body limit', () => {
 });
 
 describe('health and logs', () => {
-  test('/healthz is 503 when the store does not answer', async () => {
+  test('/healthz is 503 when the store does not answer, and says which part does not', async () => {
     const r = await call('/healthz');
-    expect(r).toEqual({ status: 503, body: { status: 'unavailable' }, headers: expect.anything() });
+    expect(r).toEqual({ status: 503, body: { status: 'unavailable', store: 'unavailable', users: 'ok' }, headers: expect.anything() });
   });
 
   test('the access log has method, path, status and time, and never a key or a query string', async () => {
