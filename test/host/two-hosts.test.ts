@@ -1,9 +1,11 @@
 /**
  * The host keeps no storage state of its own: two hosts on different ports over one bucket and one
- * DATA_DIR serve the same users and files (on the embedded store run separately, or on Ceph RGW).
+ * DATA_DIR serve the same users and files (on the embedded store run separately, or on Ceph RGW), and
+ * a key changed through one (rotated, disabled, revoked) is refused by the other within 1 s.
  */
 import { startHost, tempDir, type StartedHost } from '../support/host';
 import { useStore, type TestStore } from '../support/store';
+import { admin, msUntil, uploadLink } from './admin-support';
 
 let store: TestStore;
 let a: StartedHost;
@@ -58,4 +60,44 @@ test('a user created on one host is known to the other', async () => {
   const user = await b.addUser('made-on-b');
   const res = await post(a, 'user-list', user.user_key, {});
   expect(res).toEqual({ status: 200, body: { files: [], cursor: null } });
+});
+
+/** How long the other host keeps taking a key after a change; printed, and held to the 1 s bound. */
+const refusedWithin = async (probe: () => Promise<number>, what: string) => {
+  const ms = await msUntil(probe, 401);
+  console.log(`two hosts, one DATA_DIR: ${what} refused on the other host after ${ms === null ? 'never' : ms.toFixed(0) + ' ms'}`);
+  expect(ms).not.toBeNull();
+  expect(ms!).toBeLessThanOrEqual(1_000);
+};
+
+test('a key rotated on A: refused at once on A, within 1 s on B; the new key works on both', async () => {
+  const user = await a.addUser('rotated');
+  expect((await uploadLink(b, user.user_key)).status).toBe(200); // B has it cached
+  const rotated = await admin(a, 'POST', `users/${user.id}/reset_key/`);
+  expect(rotated.status).toBe(200);
+  expect((await uploadLink(a, user.user_key)).status).toBe(401);
+  await refusedWithin(async () => (await uploadLink(b, user.user_key)).status, 'a rotated key');
+  expect((await uploadLink(a, rotated.body.user_key)).status).toBe(200);
+  expect((await uploadLink(b, rotated.body.user_key)).status).toBe(200);
+});
+
+test('a user disabled on B is refused on A within 1 s; deleted on A, refused on B', async () => {
+  const user = await b.addUser('disabled-one');
+  expect((await uploadLink(a, user.user_key)).status).toBe(200);
+  expect((await admin(b, 'PATCH', `users/${user.id}/`, { disabled: true })).status).toBe(200);
+  await refusedWithin(async () => (await uploadLink(a, user.user_key)).status, 'a disabled user');
+  expect((await admin(b, 'PATCH', `users/${user.id}/`, { disabled: false })).status).toBe(200);
+  expect(await msUntil(async () => (await uploadLink(a, user.user_key)).status, 200)).not.toBeNull();
+  expect((await admin(a, 'DELETE', `users/${user.id}/`)).status).toBe(200);
+  await refusedWithin(async () => (await uploadLink(b, user.user_key)).status, 'a deleted user');
+});
+
+test('an admin key added on A works on B; revoked on B, refused on A within 1 s', async () => {
+  const added = await admin(a, 'POST', 'api_keys/', { description: 'moved callers' });
+  expect(added.status).toBe(201);
+  const key = added.body.api_key as string;
+  expect((await admin(b, 'GET', 'users/?limit=1', undefined, key)).status).toBe(200);
+  expect((await admin(a, 'GET', 'users/?limit=1', undefined, key)).status).toBe(200);
+  expect((await admin(b, 'DELETE', `api_keys/${added.body.id}/`)).status).toBe(200);
+  await refusedWithin(async () => (await admin(a, 'GET', 'users/?limit=1', undefined, key)).status, 'a revoked admin key');
 });
