@@ -22,6 +22,3 @@ export async function openUserStore(opts: UserStoreOptions): Promise<UserStore> 
   }
   return new SqliteUserStore(opts.dataDir);
 }
-
-/** @deprecated compatibility until the host's files use openUserStore() (legacy.ts says why) */
-export { LegacyUserStore as UserStore } from './legacy';
