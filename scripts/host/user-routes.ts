@@ -143,10 +143,9 @@ async function listUsers(args: Args, { users, instance }: AdminRouteDeps): Promi
   const limit = args.limit === undefined ? PAGE_DEFAULT : idOf(args.limit, 'limit');
   if (limit > PAGE_MAX) throw badArgument(`limit must be from 1 to ${PAGE_MAX}`);
   const afterId = args.after === undefined ? undefined : idOf(args.after, 'after');
-  // One more than asked, to know whether a next page exists without asking for an empty one.
-  const found = await users.listUsers({ limit: limit + 1, afterId });
-  const page = found.slice(0, limit);
-  const next = found.length > limit ? `/v2/instances/${instance}/users/?limit=${limit}&after=${page[page.length - 1].id}` : null;
+  const page = await users.listUsers({ limit, afterId });
+  // a full page has a next one, which may turn out empty
+  const next = page.length === limit ? `/v2/instances/${instance}/users/?limit=${limit}&after=${page[page.length - 1].id}` : null;
   return jsonAnswer(200, { objects: page.map(userView), next });
 }
 

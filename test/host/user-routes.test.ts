@@ -41,6 +41,8 @@ describe('list and look up', () => {
       route = a.body.next ? a.body.next.replace('/v2/instances/local/', '') : null;
     }
     expect(seen.slice(0, 12)).toEqual(made.map((u) => u.id));
+    const all = await admin(host, 'GET', 'users/?limit=1000');
+    expect([all.status, all.body.objects.length, all.body.next]).toEqual([200, 12, null]);
     const one = await admin(host, 'GET', 'users/3/');
     expect(one).toMatchObject({ status: 200, body: { id: 3, username: 'user-3', disabled: false, created_at: expect.any(String), updated_at: expect.any(String) } });
     expect(one.text).not.toContain(user(3).user_key);
