@@ -101,21 +101,23 @@ test('conflicts and unknown users or keys exit 1 with a clear line on stderr, an
   const taken = await cli(dir, 'add', 'carol');
   expect(taken).toMatchObject({ code: 1, stdout: '' });
   expect(taken.stderr).toMatch(/^conflict: username "carol" is taken/);
-  for (const args of [['show', 'nobody'], ['rotate', '99'], ['disable', 'nobody'], ['delete', '99'], ['admin-keys', 'revoke', '5']]) {
-    const r = await cli(dir, ...args);
-    expect([args, r.code, r.stdout]).toEqual([args, 1, '']);
+  const missing = [['show', 'nobody'], ['rotate', '99'], ['disable', 'nobody'], ['delete', '99'], ['admin-keys', 'revoke', '5']];
+  const answers = await Promise.all(missing.map((args) => cli(dir, ...args)));
+  answers.forEach((r, i) => {
+    expect([missing[i], r.code, r.stdout]).toEqual([missing[i], 1, '']);
     expect(r.stderr).toMatch(/^not found: /);
-  }
+  });
   expect((await cli(dir, 'list')).json.map((u: { username: string }) => u.username)).toEqual(['carol']);
 });
 
 test('usage errors and bad arguments exit 2, before the store is even opened', async () => {
   const fresh = path.join(dir, 'never-made');
-  for (const args of [[], ['bogus'], ['add'], ['add', 'a', 'b'], ['add', ' spaced'], ['show'], ['list', 'extra'], ['admin-keys'], ['admin-keys', 'revoke', 'abc'], ['admin-keys', 'add', 'a', 'b'], ['toString']]) {
-    const r = await cli(fresh, ...args);
-    expect([args, r.code, r.stdout]).toEqual([args, 2, '']);
+  const wrong = [[], ['bogus'], ['add'], ['add', 'a', 'b'], ['add', ' spaced'], ['show'], ['list', 'extra'], ['admin-keys'], ['admin-keys', 'revoke', 'abc'], ['admin-keys', 'add', 'a', 'b'], ['toString']];
+  const answers = await Promise.all(wrong.map((args) => cli(fresh, ...args)));
+  answers.forEach((r, i) => {
+    expect([wrong[i], r.code, r.stdout]).toEqual([wrong[i], 2, '']);
     expect(r.stderr).toMatch(/usage|bad argument/);
-  }
+  });
   expect(fs.existsSync(fresh)).toBe(false);
   const badLabel = await cli(dir, 'admin-keys', 'add', 'x'.repeat(101));
   expect(badLabel).toMatchObject({ code: 2, stdout: '' });
