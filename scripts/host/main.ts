@@ -8,7 +8,7 @@ import cluster from 'node:cluster';
 import './quiet';
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadAdminKey, loadStoreCredentials, type AdminKeySource } from './admin-key';
+import { keyDigest, loadAdminKey, loadStoreCredentials, type AdminKeySource } from './admin-key';
 import { runPrimary } from './cluster';
 import { bodyLimitFor, describeUserStore, listenUrl, readSettings, socketConfigFromEnv, type HostSettings } from './env';
 import { createHostServer } from './server';
@@ -56,12 +56,16 @@ async function startStore(settings: HostSettings, region: unknown): Promise<{ en
 
 /**
  * The user store (SQLite in DATA_DIR, or PostgreSQL with DATABASE_URL), with the admin key the host
- * was started with (ADMIN_KEY, or DATA_DIR/admin-key) made one of its working admin keys.
+ * was started with (ADMIN_KEY, or DATA_DIR/admin-key) made one of its working admin keys. A key once
+ * revoked stays revoked (the store's rule), so a start with it says so instead of seeming to work.
  */
-async function openUsers(settings: HostSettings, admin: AdminKeySource): Promise<UserStore> {
+async function openUsers(settings: HostSettings, admin: AdminKeySource, tell: (line: string) => void = say): Promise<UserStore> {
   const users = await openUserStore({ dataDir: settings.dataDir, databaseUrl: settings.databaseUrl, poolSize: settings.databasePoolSize });
   try {
     await users.ensureAdminKey(admin.key, admin.source === 'env' ? 'ADMIN_KEY' : 'DATA_DIR/admin-key');
+    if (!(await users.isAdminKeyDigest(keyDigest(admin.key)))) {
+      tell(`admin key ${admin.source === 'env' ? 'ADMIN_KEY' : `in ${admin.source}`} was revoked: it is refused; call with another admin key`);
+    }
   } catch (err) {
     await users.close();
     throw err;
@@ -96,7 +100,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(settings.dataDir, { recursive: true });
   const admin = loadAdminKey(settings.dataDir, settings.adminKey);
   // each worker of runPrimary opens its own (its own connections, its own cache)
-  const users = await openUsers(settings, admin);
+  const users = await openUsers(settings, admin, tell);
   closers.push(() => users.close());
   tell(`users: ${describeUserStore(settings)}`);
 
