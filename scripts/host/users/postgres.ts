@@ -112,8 +112,6 @@ function toAdminKey(row: AdminKeyRow): AdminKeyInfo {
 
 type Query = <R extends pg.QueryResultRow>(sql: string, params?: unknown[]) => Promise<R[]>;
 
-const isUniqueViolation = (err: unknown): err is pg.DatabaseError => err instanceof pg.DatabaseError && err.code === '23505';
-
 export class PostgresUserStore implements UserStore {
   readonly kind = 'postgres';
   private readonly cache = new FoundCache<User | true>(MAX_CACHED);
@@ -161,7 +159,13 @@ export class PostgresUserStore implements UserStore {
       keepAliveInitialDelayMillis: 5_000,
       application_name: 'aws-storage',
     };
-    const secrets = [databaseUrl, decodeURIComponent(url.password), url.password].filter((s) => s.length >= 3);
+    let password = url.password;
+    try {
+      password = decodeURIComponent(url.password);
+    } catch {
+      /* not percent-encoded: as it is */
+    }
+    const secrets = [databaseUrl, password, url.password].filter((s) => s.length >= 3);
     const store = new PostgresUserStore(config, secrets, poolSize);
     try {
       await store.migrate();
@@ -184,9 +188,9 @@ export class PostgresUserStore implements UserStore {
     return new UserStoreUnavailableError(`user store (PostgreSQL) unavailable: ${message}${typeof code === 'string' ? ` (${code})` : ''}`);
   }
 
-  /** A database error as callers see it: a unique violation as it is (the caller names it), else unavailable. */
-  private mapped(err: unknown): unknown {
-    return isUniqueViolation(err) || err instanceof UserStoreUnavailableError ? err : this.unavailable(err);
+  /** Any failure of the database as callers see it (conflicts are ON CONFLICT clauses, never errors). */
+  private mapped(err: unknown): UserStoreUnavailableError {
+    return err instanceof UserStoreUnavailableError ? err : this.unavailable(err);
   }
 
   private query: Query = async (sql, params) => {
@@ -355,16 +359,14 @@ export class PostgresUserStore implements UserStore {
     checkUsername(username);
     const passwordHash = opts.passwordHash === undefined ? null : checkPasswordHash(opts.passwordHash);
     const user_key = newUserKey();
-    try {
-      const [row] = await this.query<UserRow>(
-        `INSERT INTO users (username, key_hash, password_hash) VALUES ($1, $2, $3) RETURNING ${USER_COLUMNS}`,
-        [username, keyDigest(user_key), passwordHash],
-      );
-      return { ...toUser(row), user_key };
-    } catch (err) {
-      if (isUniqueViolation(err) && err.constraint === 'users_username_key') throw new UsernameTakenError(username);
-      throw err instanceof UserStoreUnavailableError ? err : this.unavailable(err);
-    }
+    // DO NOTHING, not an error: of two hosts making one name at once, the second gets no row
+    const [row] = await this.query<UserRow>(
+      `INSERT INTO users (username, key_hash, password_hash) VALUES ($1, $2, $3)
+       ON CONFLICT (username) DO NOTHING RETURNING ${USER_COLUMNS}`,
+      [username, keyDigest(user_key), passwordHash],
+    );
+    if (!row) throw new UsernameTakenError(username);
+    return { ...toUser(row), user_key };
   }
 
   async findByKeyDigest(digest: Buffer): Promise<User | undefined> {
