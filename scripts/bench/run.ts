@@ -6,7 +6,8 @@
  *      interleaved in the same rounds (scripts/bench/presign.bench.ts);
  *   2. the host's user-upload-link over HTTP (autocannon, 32 connections) vs a bare node:http server
  *      answering a constant JSON of the same length, each in its own process; then the host with
- *      HOST_WORKERS = the number of cores, and the host over a no-op socket (its own cost);
+ *      HOST_WORKERS = the number of cores, the host over a no-op socket (its own cost), and the host
+ *      with its users in PostgreSQL (a throw-away server, scripts/bench/postgres.ts) vs SQLite;
  *   3. user-upload base64 of 1 MiB and 8 MiB through the host vs a direct PutObject of the same bytes
  *      to the same store, and the host's peak RSS growth;
  *   4. make-links µs per link at 10, 100 and 1000 keys;
@@ -32,6 +33,7 @@ import { startHost, type StartedHost } from '../../test/support/host';
 import { benchPresign, formatPresignTable, presignBenchKeys, type PresignBenchRow } from './presign.bench';
 import { benchStore, type StoreBenchRow } from './store.bench';
 import { benchMultipart, type MultipartBenchRow } from './multipart.bench';
+import { startBenchPostgres } from './postgres';
 import {
   PROJECT_ROOT,
   loadAvg,
@@ -59,7 +61,7 @@ const LOAD_S = durIdx >= 0 ? Math.max(1, Math.min(60, Number(argv[durIdx + 1]) |
 const WARM_S = QUICK ? 1 : 2;
 const ROUNDS = QUICK ? 3 : 7;
 const HTTP_ROUNDS = QUICK ? 1 : 3;
-const RUN_LIMIT_MS = 8 * 60_000; // the whole run, whatever happens (section 6 adds up to ~90 s)
+const RUN_LIMIT_MS = 9 * 60_000; // the whole run, whatever happens (section 6 adds up to ~90 s, PostgreSQL ~25 s)
 const MiB = 1024 * 1024;
 
 interface Row {
@@ -74,6 +76,8 @@ interface Row {
 }
 
 const log = (s: string) => process.stdout.write(s + '\n');
+/** The bench's SQLite hosts stay SQLite even when the caller's environment names a DATABASE_URL. */
+const SQLITE_HOST_ENV = { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', DATABASE_URL: '' };
 
 async function main(): Promise<void> {
   const t0 = Date.now();
@@ -137,12 +141,16 @@ async function main(): Promise<void> {
   let bareLoad: HttpLoadResult | undefined;
   let noopLoad: HttpLoadResult | undefined;
   let workersLoad: HttpLoadResult | undefined;
+  let postgresLoad: HttpLoadResult | undefined;
+  /** the median over rounds of (PostgreSQL host / SQLite host), each pair measured back to back */
+  let postgresRatio: number | undefined;
+  let postgresSkipped: string | undefined;
   const WORKERS = os.availableParallelism();
   let httpRounds: Record<string, number[]> = {};
   let hostRss: { start: number; end: number } | undefined;
   let answerBytes = 0;
   try {
-    host = await startHost({ env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' }, logToFile: true });
+    host = await startHost({ env: SQLITE_HOST_ENV, logToFile: true });
     children.push(host);
     let h = host;
     let user = await h.addUser('bench');
@@ -176,7 +184,7 @@ async function main(): Promise<void> {
     await h.stop();
     children.splice(children.indexOf(h), 1);
     fs.rmSync(h.dataDir, { recursive: true, force: true });
-    host = h = await startHost({ env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' }, logToFile: true });
+    host = h = await startHost({ env: SQLITE_HOST_ENV, logToFile: true });
     children.push(h);
     user = await h.addUser('bench');
     pid = h.process.pid!;
@@ -198,10 +206,33 @@ async function main(): Promise<void> {
     // The same host with HOST_WORKERS = the number of cores (node:cluster), and the host over a
     // socket whose endpoints answer a constant at once: what the host (HTTP, keys, ctx, log) costs
     // without the socket's work.
-    const multi = await startHost({ env: { HOST_WORKERS: String(WORKERS), AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' }, logToFile: true });
+    const multi = await startHost({ env: { ...SQLITE_HOST_ENV, HOST_WORKERS: String(WORKERS) }, logToFile: true });
     children.push(multi);
     const noop = await startNoopHost(answerBytes);
     children.push(noop.host);
+    // The same host, its users in PostgreSQL (a server of the bench's own), over the same store as
+    // the SQLite host: the one difference is where keys are looked up (cached, so it should cost ~nothing).
+    const pg = await startBenchPostgres(log);
+    let pgHost: StartedHost | undefined;
+    if ('skipped' in pg) {
+      postgresSkipped = pg.skipped;
+      log(`host with PostgreSQL users: skipped (${pg.skipped})`);
+    } else {
+      children.push(pg);
+      pgHost = await startHost({
+        env: {
+          ...SQLITE_HOST_ENV,
+          DATABASE_URL: pg.url,
+          AWS_S3_ENDPOINT: h.s3Endpoint!,
+          AWS_BUCKET: h.bucket!,
+          AWS_ACCESS_KEY_ID: h.s3Credentials!.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: h.s3Credentials!.secretAccessKey,
+          AWS_REGION: 'eu-central-1',
+        },
+        logToFile: true,
+      });
+      children.push(pgHost);
+    }
     try {
       const multiUser = await multi.addUser('bench');
       const noopUser = await noop.host.addUser('bench');
@@ -211,22 +242,44 @@ async function main(): Promise<void> {
         { name: 'workers', url: `${multi.url}/aws-storage/user-upload-link/`, headers: { ...reqHeaders, 'x-user-key': multiUser.user_key }, runs: [] as HttpLoadResult[] },
         { name: 'noop', url: `${noop.host.url}/aws-storage/user-upload-link/`, headers: { ...reqHeaders, 'x-user-key': noopUser.user_key }, runs: [] as HttpLoadResult[] },
       ];
+      if (pgHost) {
+        const pgUser = await pgHost.addUser('bench');
+        const pgAgent = new http.Agent({ keepAlive: false });
+        const pgProbe = await postJson(`${pgHost.url}/aws-storage/user-upload-link/`, Buffer.from(reqBody), { 'x-user-key': pgUser.user_key }, pgAgent);
+        pgAgent.destroy();
+        if (pgProbe.status !== 200) throw new Error(`user-upload-link with PostgreSQL users answered ${pgProbe.status}: ${JSON.stringify(pgProbe.body)}`);
+        // right after the SQLite host in every round, so that each round's ratio compares two
+        // moments seconds apart on a machine whose speed drifts
+        targets.splice(2, 0, { name: 'postgres', url: `${pgHost.url}/aws-storage/user-upload-link/`, headers: { ...reqHeaders, 'x-user-key': pgUser.user_key }, runs: [] });
+      }
       for (const t of targets) await measureHttp({ ...load, url: t.url, headers: t.headers, durationS: WARM_S });
       // Interleaved rounds, the median of each: the machine's speed drifts over a minute, and a
       // ratio of two figures taken at different moments would carry that drift.
       for (let r = 0; r < HTTP_ROUNDS; r++) {
         for (const t of targets) t.runs.push(await measureHttp({ ...load, url: t.url, headers: t.headers, durationS: LOAD_S }));
       }
-      [bareLoad, hostLoad, workersLoad, noopLoad] = targets.map((t) => medianRun(t.runs));
+      const runsOf = (name: string) => targets.find((t) => t.name === name)?.runs;
+      [bareLoad, hostLoad, workersLoad, noopLoad] = ['bare', 'host', 'workers', 'noop'].map((n) => medianRun(runsOf(n)!));
+      const pgRuns = runsOf('postgres');
+      if (pgRuns) {
+        postgresLoad = medianRun(pgRuns);
+        postgresRatio = median(pgRuns.map((r, i) => r.reqPerSec / runsOf('host')![i].reqPerSec));
+      }
       httpRounds = Object.fromEntries(targets.map((t) => [t.name, t.runs.map((x) => x.reqPerSec)]));
       loads.afterHttp = loadAvg();
       hostRss.end = readMem(pid).rss;
       log(`host user-upload-link: ${hostLoad.reqPerSec} req/s p50 ${hostLoad.p50Ms} ms p99 ${hostLoad.p99Ms} ms (${hostLoad.non2xx} non-2xx, ${hostLoad.errors} errors)`);
       log(`host, ${WORKERS} workers:       ${workersLoad.reqPerSec} req/s p50 ${workersLoad.p50Ms} ms p99 ${workersLoad.p99Ms} ms (${workersLoad.non2xx} non-2xx, ${workersLoad.errors} errors)`);
       log(`host, no-op endpoint:  ${noopLoad.reqPerSec} req/s p50 ${noopLoad.p50Ms} ms p99 ${noopLoad.p99Ms} ms`);
+      if (postgresLoad) log(`host, PostgreSQL users: ${postgresLoad.reqPerSec} req/s p50 ${postgresLoad.p50Ms} ms p99 ${postgresLoad.p99Ms} ms (${postgresLoad.non2xx} non-2xx, ${postgresLoad.errors} errors); median round ratio to SQLite x${round(postgresRatio!, 2)}`);
       log(`bare node:http:        ${bareLoad.reqPerSec} req/s p50 ${bareLoad.p50Ms} ms p99 ${bareLoad.p99Ms} ms`);
       log(`rounds (req/s): ${targets.map((t) => `${t.name} ${t.runs.map((x) => Math.round(x.reqPerSec)).join('/')}`).join(', ')}`);
     } finally {
+      if (pgHost) {
+        await pgHost.stop();
+        fs.rmSync(pgHost.dataDir, { recursive: true, force: true });
+      }
+      if (!('skipped' in pg)) await pg.stop();
       await multi.stop();
       fs.rmSync(multi.dataDir, { recursive: true, force: true });
       await noop.host.stop();
@@ -286,6 +339,15 @@ async function main(): Promise<void> {
     }
     if (noopLoad) rows.push(row('  host with a no-op endpoint', noopLoad.reqPerSec, 'req/s', bareLoad.reqPerSec, 'bare node:http req/s', 'info (host alone)', null));
   }
+  if (postgresLoad && hostLoad && postgresRatio !== undefined) {
+    const pgRow = row('host user-upload-link, PostgreSQL users', postgresLoad.reqPerSec, 'req/s', hostLoad.reqPerSec, 'host, SQLite users req/s', '>= 0.9x (median round ratio)', postgresRatio >= 0.9 && postgresLoad.non2xx === 0 && postgresLoad.errors === 0);
+    // the ratio shown is the per-round one the target is judged on, not the ratio of the two medians
+    pgRow.ratio = round(postgresRatio, 2);
+    rows.push(pgRow);
+    rows.push(row('  p99 latency, PostgreSQL users', postgresLoad.p99Ms, 'ms', hostLoad.p99Ms, 'SQLite p99 ms', 'info', null));
+  } else if (postgresSkipped) {
+    log(`host user-upload-link with PostgreSQL users: not measured (${postgresSkipped})`);
+  }
   for (const u of uploads) {
     const mib = u.bytes / MiB;
     rows.push(row(`user-upload ${mib} MiB via host`, u.hostMs, 'ms', u.directMs, 'direct PutObject ms', '<= 1.3x', u.ratio <= 1.3));
@@ -322,7 +384,7 @@ async function main(): Promise<void> {
     durationS: round((Date.now() - t0) / 1000, 1),
     rows,
     makeLinks: { presign: presignRows, linksChecked, scaling },
-    host: { rounds: httpRounds, userUploadLink: hostLoad, bare: bareLoad, workers: WORKERS, userUploadLinkWorkers: workersLoad, noopEndpoint: noopLoad, answerBytes, rss: hostRss },
+    host: { rounds: httpRounds, userUploadLink: hostLoad, bare: bareLoad, workers: WORKERS, userUploadLinkWorkers: workersLoad, noopEndpoint: noopLoad, userUploadLinkPostgres: postgresLoad, postgresRatio, postgresSkipped, answerBytes, rss: hostRss },
     uploads: uploads.map(({ answer: _a, ...u }) => u),
     store: storeRows,
     multipart: multipartRows,
@@ -334,6 +396,12 @@ async function main(): Promise<void> {
   log(`written ${path.relative(process.cwd(), path.join(dir, 'bench.json')) || 'bench-results/bench.json'}`);
   clearTimeout(watchdog);
   if (Object.keys(errors).length) process.exitCode = 1;
+}
+
+function median(xs: number[]): number {
+  const sorted = [...xs].sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 /** The run with the median request rate (its latencies come with it). */
@@ -352,7 +420,7 @@ async function startNoopHost(bytes: number): Promise<{ host: StartedHost; dir: s
   for (const file of fs.readdirSync(path.join(PROJECT_ROOT, '.dist', 'src'))) {
     if (file.endsWith('.js')) fs.writeFileSync(path.join(dir, '.dist', 'src', file), handler);
   }
-  const host = await startHost({ env: { SOCKET_DIR: dir, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' }, logToFile: true });
+  const host = await startHost({ env: { ...SQLITE_HOST_ENV, SOCKET_DIR: dir }, logToFile: true });
   return { host, dir };
 }
 
