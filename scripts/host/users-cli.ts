@@ -11,7 +11,7 @@ import {
   UserStoreUnavailableError,
 } from './users/index';
 import { checkUsername } from './users/rules';
-import type { UserRef, UserStore } from './users/types';
+import type { NewUser, UserRef, UserStore } from './users/types';
 
 const USAGE = `usage: npm run users -- <command>
   add <name>                 a new user; prints its key (the only time it is shown)
@@ -45,13 +45,16 @@ function takeArgs(args: string[], min: number, max: number): string[] {
 /** A command checks its arguments first (a bad one changes nothing, not even DATA_DIR), then runs. */
 type Command = (args: string[]) => (store: UserStore) => Promise<unknown>;
 
+/** What `add` has always printed (README: {"id", "username", "user_key"}); `rotate` prints the same. */
+const keyAnswer = (u: NewUser) => ({ id: u.id, username: u.username, user_key: u.user_key });
+
 const oneUser = (args: string[]): UserRef => userRef(takeArgs(args, 1, 1)[0]);
 
 const commands: Record<string, Command> = {
   add(args) {
     const [name] = takeArgs(args, 1, 1);
     checkUsername(name);
-    return (store) => store.createUser(name);
+    return async (store) => keyAnswer(await store.createUser(name));
   },
   list(args) {
     takeArgs(args, 0, 0);
@@ -77,7 +80,7 @@ const commands: Record<string, Command> = {
   },
   rotate(args) {
     const ref = oneUser(args);
-    return (store) => store.rotateKey(ref);
+    return async (store) => keyAnswer(await store.rotateKey(ref));
   },
   disable(args) {
     const ref = oneUser(args);
