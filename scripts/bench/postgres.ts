@@ -5,6 +5,8 @@
  * reason when PostgreSQL cannot be installed or started.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
@@ -53,3 +55,53 @@ export async function startBenchPostgres(log: (s: string) => void): Promise<Benc
   await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
   return { skipped: `PostgreSQL did not start: ${err.trim().split('\n').slice(-3).join(' / ') || 'no output'}` };
 }
+
+export interface LookupFigures {
+  /** µs per findByKeyDigest of a key found before (the cache's path), SQLite and PostgreSQL */
+  cachedUs: { sqlite: number; postgres: number };
+  /** µs per findByKeyDigest of an unknown key (never cached: a database round trip each) */
+  missUs: { sqlite: number; postgres: number };
+}
+
+/**
+ * The user stores' own lookup cost in this process, without HTTP: what the host's request rate can
+ * at most lose to PostgreSQL (a found key is cached), and what a miss costs. Medians of 3 rounds.
+ */
+export async function measureLookups(databaseUrl: string, roundMs = 700): Promise<LookupFigures> {
+  const { openUserStore } = await import('../host/users');
+  const { keyDigest } = await import('../host/admin-key');
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aws-storage-bench-lookups-'));
+  const perCall = async (call: () => Promise<unknown>): Promise<number> => {
+    const rounds: number[] = [];
+    for (let r = 0; r < 3; r++) {
+      const t = performance.now();
+      let n = 0;
+      while (performance.now() - t < roundMs && n < 1_000_000) {
+        for (let i = 0; i < 50; i++) await call();
+        n += 50;
+      }
+      rounds.push((1000 * (performance.now() - t)) / n);
+    }
+    return round2(rounds.sort((x, y) => x - y)[1]);
+  };
+  const out: LookupFigures = { cachedUs: { sqlite: 0, postgres: 0 }, missUs: { sqlite: 0, postgres: 0 } };
+  try {
+    for (const kind of ['sqlite', 'postgres'] as const) {
+      const store = await openUserStore({ dataDir, databaseUrl: kind === 'postgres' ? databaseUrl : undefined });
+      try {
+        const found = keyDigest((await store.createUser(`bench-lookups-${kind}`)).user_key);
+        const unknown = keyDigest('not a key of anyone');
+        if (!(await store.findByKeyDigest(found))) throw new Error(`${kind}: the bench user is not found`);
+        out.cachedUs[kind] = await perCall(() => store.findByKeyDigest(found));
+        out.missUs[kind] = await perCall(() => store.findByKeyDigest(unknown));
+      } finally {
+        await store.close();
+      }
+    }
+  } finally {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+  return out;
+}
+
+const round2 = (n: number) => Math.round(n * 100) / 100;

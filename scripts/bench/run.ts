@@ -33,7 +33,7 @@ import { startHost, type StartedHost } from '../../test/support/host';
 import { benchPresign, formatPresignTable, presignBenchKeys, type PresignBenchRow } from './presign.bench';
 import { benchStore, type StoreBenchRow } from './store.bench';
 import { benchMultipart, type MultipartBenchRow } from './multipart.bench';
-import { startBenchPostgres } from './postgres';
+import { measureLookups, startBenchPostgres, type LookupFigures } from './postgres';
 import {
   PROJECT_ROOT,
   loadAvg,
@@ -145,6 +145,7 @@ async function main(): Promise<void> {
   /** the median over rounds of (PostgreSQL host / SQLite host), each pair measured back to back */
   let postgresRatio: number | undefined;
   let postgresSkipped: string | undefined;
+  let lookups: LookupFigures | undefined;
   const WORKERS = os.availableParallelism();
   let httpRounds: Record<string, number[]> = {};
   let hostRss: { start: number; end: number } | undefined;
@@ -279,7 +280,16 @@ async function main(): Promise<void> {
         await pgHost.stop();
         fs.rmSync(pgHost.dataDir, { recursive: true, force: true });
       }
-      if (!('skipped' in pg)) await pg.stop();
+      if (!('skipped' in pg)) {
+        try {
+          lookups = await measureLookups(pg.url);
+          log(`user lookups in-process, µs: cached SQLite ${lookups.cachedUs.sqlite} / PostgreSQL ${lookups.cachedUs.postgres}; unknown key SQLite ${lookups.missUs.sqlite} / PostgreSQL ${lookups.missUs.postgres}`);
+        } catch (err) {
+          errors.lookups = String((err as Error)?.stack ?? err);
+          log(`user lookups: FAILED ${errors.lookups}`);
+        }
+        await pg.stop();
+      }
       await multi.stop();
       fs.rmSync(multi.dataDir, { recursive: true, force: true });
       await noop.host.stop();
@@ -345,6 +355,10 @@ async function main(): Promise<void> {
     pgRow.ratio = round(postgresRatio, 2);
     rows.push(pgRow);
     rows.push(row('  p99 latency, PostgreSQL users', postgresLoad.p99Ms, 'ms', hostLoad.p99Ms, 'SQLite p99 ms', 'info', null));
+    if (lookups) {
+      rows.push(row('  key lookup, found before (cached), PostgreSQL', lookups.cachedUs.postgres, 'µs', lookups.cachedUs.sqlite, 'SQLite µs', 'info (per request)', null));
+      rows.push(row('  key lookup, unknown key, PostgreSQL', lookups.missUs.postgres, 'µs', lookups.missUs.sqlite, 'SQLite µs', 'info (a round trip)', null));
+    }
   } else if (postgresSkipped) {
     log(`host user-upload-link with PostgreSQL users: not measured (${postgresSkipped})`);
   }
@@ -384,7 +398,7 @@ async function main(): Promise<void> {
     durationS: round((Date.now() - t0) / 1000, 1),
     rows,
     makeLinks: { presign: presignRows, linksChecked, scaling },
-    host: { rounds: httpRounds, userUploadLink: hostLoad, bare: bareLoad, workers: WORKERS, userUploadLinkWorkers: workersLoad, noopEndpoint: noopLoad, userUploadLinkPostgres: postgresLoad, postgresRatio, postgresSkipped, answerBytes, rss: hostRss },
+    host: { rounds: httpRounds, userUploadLink: hostLoad, bare: bareLoad, workers: WORKERS, userUploadLinkWorkers: workersLoad, noopEndpoint: noopLoad, userUploadLinkPostgres: postgresLoad, postgresRatio, postgresSkipped, lookups, answerBytes, rss: hostRss },
     uploads: uploads.map(({ answer: _a, ...u }) => u),
     store: storeRows,
     multipart: multipartRows,
