@@ -562,3 +562,55 @@ withServer('PostgreSQL: connections (needs DATABASE_URL)', () => {
     }
   });
 });
+
+describe('a database that is locked by someone else: reads go on, writes fail as unavailable, not hang', () => {
+  test('SQLite: another writer holding the file: lookups still answer, a change is UserStoreUnavailableError after busy_timeout (5 s)', async () => {
+    const db = await sqliteBackend.fresh();
+    const store = await db.open();
+    const holder = new Database(path.join(db.env.DATA_DIR, 'users.sqlite'));
+    try {
+      const u = await store.createUser('locked-out');
+      holder.exec("BEGIN IMMEDIATE; UPDATE users SET updated_at = 'held' WHERE id = 0");
+      expect(await store.findByKeyDigest(digestOf(u.user_key))).toMatchObject({ id: u.id }); // WAL: readers never wait
+      const t0 = Date.now();
+      await expect(store.rotateKey({ id: u.id })).rejects.toBeInstanceOf(UserStoreUnavailableError);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(4_000);
+      holder.exec('ROLLBACK');
+      expect(await store.findByKeyDigest(digestOf(u.user_key))).toMatchObject({ id: u.id }); // nothing changed
+      expect((await store.rotateKey({ id: u.id })).id).toBe(u.id);
+    } finally {
+      holder.close();
+      await store.close();
+      await db.drop();
+    }
+  });
+
+  (databaseUrl ? test : test.skip)('PostgreSQL: a change waiting on another session\'s lock is cancelled by the statement timeout (5 s): UserStoreUnavailableError', async () => {
+    const db = await postgresBackend.fresh();
+    const store = await db.open();
+    const { Client } = await import('pg');
+    const holder = new Client({ connectionString: db.env.DATABASE_URL });
+    await holder.connect();
+    try {
+      const u = await store.createUser('waits');
+      await holder.query('BEGIN');
+      await holder.query('SELECT * FROM change_counter FOR UPDATE');
+      const t0 = Date.now();
+      const err = await store.rotateKey({ id: u.id }).then(
+        () => new Error('rotated while the counter was locked'),
+        (e: unknown) => e,
+      );
+      const ms = Date.now() - t0;
+      expect(err).toBeInstanceOf(UserStoreUnavailableError);
+      expect((err as Error).message).toContain('57014'); // query_canceled: the statement timeout
+      expect(ms).toBeGreaterThanOrEqual(4_500);
+      expect(ms).toBeLessThan(8_000);
+      await holder.query('ROLLBACK');
+      expect(await store.findByKeyDigest(digestOf(u.user_key))).toMatchObject({ id: u.id }); // the rotation rolled back
+    } finally {
+      await holder.end();
+      await store.close();
+      await db.drop();
+    }
+  });
+});
