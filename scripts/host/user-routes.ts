@@ -102,7 +102,7 @@ const keyView = (k: AdminKeyInfo) => ({ id: k.id, description: k.label, created_
 
 export async function handleAdminRoute(route: AdminRoute, method: string, args: Args, deps: AdminRouteDeps): Promise<HandlerAnswer> {
   try {
-    return await run(route, method, args, deps);
+    return await dispatchAdmin(route, method, args, deps);
   } catch (err) {
     if (err instanceof Refusal) return err.answer;
     if (err instanceof InvalidUsernameError || err instanceof InvalidAdminKeyError) return errorAnswer(400, 'invalid_argument', err.message);
@@ -112,7 +112,7 @@ export async function handleAdminRoute(route: AdminRoute, method: string, args: 
   }
 }
 
-function run(route: AdminRoute, method: string, args: Args, deps: AdminRouteDeps): Promise<HandlerAnswer> {
+function dispatchAdmin(route: AdminRoute, method: string, args: Args, deps: AdminRouteDeps): Promise<HandlerAnswer> {
   switch (route.kind) {
     case 'users':
       return method === 'GET' ? listUsers(args, deps) : createUser(args, deps);
@@ -163,14 +163,12 @@ async function getUser(id: number, args: Args, { users }: AdminRouteDeps): Promi
 async function patchUser(id: number, args: Args, { users }: AdminRouteDeps): Promise<HandlerAnswer> {
   onlyArgs(args, ['disabled']);
   if (args.disabled === undefined) throw badArgument('give {"disabled": true} or {"disabled": false}');
-  const disabled = flagOf(args.disabled, 'disabled');
-  await findUser(id, users);
-  return jsonAnswer(200, userView(await users.setDisabled({ id }, disabled)));
+  // a missing user is the store's NoSuchUserError: 404
+  return jsonAnswer(200, userView(await users.setDisabled({ id }, flagOf(args.disabled, 'disabled'))));
 }
 
 async function resetKey(id: number, args: Args, { users }: AdminRouteDeps): Promise<HandlerAnswer> {
   onlyArgs(args, []);
-  await findUser(id, users);
   const u = await users.rotateKey({ id });
   return jsonAnswer(200, { id: u.id, username: u.username, user_key: u.user_key });
 }
