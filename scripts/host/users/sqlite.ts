@@ -24,6 +24,7 @@ import {
   AdminKeyInfo,
   AdminKeyTakenError,
   LoginFailures,
+  MAX_SIGN_IN_KEYS,
   NewAdminKey,
   NewUser,
   NoSuchUserError,
@@ -66,6 +67,13 @@ const MIGRATIONS: string[] = [
    );
    CREATE TABLE change_counter (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
    INSERT INTO change_counter (id, value) VALUES (1, 0);`,
+  // #16: a key per signed-in device, beside the user's own key
+  `CREATE TABLE sign_in_keys (
+     key_hash BLOB PRIMARY KEY,
+     user_id INTEGER NOT NULL,
+     created_at TEXT NOT NULL
+   );
+   CREATE INDEX sign_in_keys_user ON sign_in_keys (user_id, created_at);`,
 ];
 
 interface UserRow {
@@ -219,10 +227,14 @@ export class SqliteUserStore implements UserStore {
       if (hit) return hit as User;
       const row = this
         .sql(
-          `SELECT u.id, u.username, u.disabled, u.created_at, u.updated_at, u.key_hash, c.value AS counter
-           FROM change_counter c LEFT JOIN users u ON u.key_hash = ? WHERE c.id = 1`,
+          `SELECT u.id, u.username, u.disabled, u.created_at, u.updated_at, k.key_hash, c.value AS counter
+           FROM change_counter c
+           LEFT JOIN (SELECT id AS user_id, key_hash FROM users WHERE key_hash = @digest
+                      UNION ALL SELECT user_id, key_hash FROM sign_in_keys WHERE key_hash = @digest) k ON 1
+           LEFT JOIN users u ON u.id = k.user_id
+           WHERE c.id = 1`,
         )
-        .get(digest) as Partial<UserRow> & { key_hash: Buffer | null; counter: number };
+        .get({ digest }) as Partial<UserRow> & { key_hash: Buffer | null; counter: number };
       this.cache.observe(row.counter);
       if (!row.key_hash || row.disabled || !digestsEqual(row.key_hash, digest)) return undefined;
       const user = toUser(row as UserRow);
@@ -254,9 +266,32 @@ export class SqliteUserStore implements UserStore {
           const user_key = newUserKey();
           const now = new Date().toISOString();
           this.sql('UPDATE users SET key_hash = ?, updated_at = ? WHERE id = ?').run(keyDigest(user_key), now, row.id);
+          this.sql('DELETE FROM sign_in_keys WHERE user_id = ?').run(row.id);
           return { ...toUser({ ...row, updated_at: now }), user_key };
         })!,
     );
+  }
+
+  issueSignInKey(ref: UserRef): Promise<NewUser> {
+    return this.run(() =>
+      this.db
+        .transaction(() => {
+          const row = this.mustFind(ref);
+          const user_key = newUserKey();
+          this.sql('INSERT INTO sign_in_keys (key_hash, user_id, created_at) VALUES (?, ?, ?)').run(keyDigest(user_key), row.id, new Date().toISOString());
+          // A new key needs no cache change (misses are never cached); dropping old ones does.
+          const dropped = this.sql(
+            `DELETE FROM sign_in_keys WHERE user_id = @user AND rowid NOT IN
+               (SELECT rowid FROM sign_in_keys WHERE user_id = @user ORDER BY created_at DESC, rowid DESC LIMIT @keep)`,
+          ).run({ user: row.id, keep: MAX_SIGN_IN_KEYS }).changes;
+          if (dropped > 0) this.sql('UPDATE change_counter SET value = value + 1 WHERE id = 1').run();
+          return { user: { ...toUser(row), user_key }, dropped };
+        })
+        .immediate(),
+    ).then(({ user, dropped }) => {
+      if (dropped > 0) this.checkChanges(true);
+      return user;
+    });
   }
 
   setDisabled(ref: UserRef, disabled: boolean): Promise<User> {
@@ -275,7 +310,14 @@ export class SqliteUserStore implements UserStore {
     return this.run(() => {
       const { column, value } = refColumn(ref);
       if (value === undefined) return false;
-      return this.change(() => (this.sql(`DELETE FROM users WHERE ${column} = ?`).run(value).changes > 0 ? true : undefined)) ?? false;
+      return (
+        this.change(() => {
+          const row = this.userWhere(ref);
+          if (!row) return undefined;
+          this.sql('DELETE FROM sign_in_keys WHERE user_id = ?').run(row.id);
+          return this.sql(`DELETE FROM users WHERE ${column} = ?`).run(value).changes > 0 ? true : undefined;
+        }) ?? false
+      );
     });
   }
 

@@ -40,6 +40,9 @@ export interface LoginFailures {
   lastFailureAt: number;
 }
 
+/** sign-in keys one user may hold at once (devices signed in); the oldest go first */
+export const MAX_SIGN_IN_KEYS = 20;
+
 export type UserRef = { id: number } | { username: string };
 
 /** The store cannot be reached or failed: the host answers 503, never 500 and never a wrong 401. */
@@ -70,8 +73,17 @@ export interface UserStore {
   getUser(ref: UserRef): Promise<User | undefined>;
   /** by id, ascending; `afterId` pages */
   listUsers(opts?: { limit?: number; afterId?: number }): Promise<User[]>;
-  /** A new key for the user; the old one is refused from now on (every host within 1 s). */
+  /**
+   * A new key for the user; the old one, and every sign-in key, is refused from now on (every host
+   * within 1 s).
+   */
   rotateKey(ref: UserRef): Promise<NewUser>;
+  /**
+   * #16: one more key for the user, for one signed-in device (keys are kept hashed, so a sign-in cannot
+   * hand back an existing one). The user's key keeps working; past MAX_SIGN_IN_KEYS the oldest sign-in
+   * keys are dropped. rotateKey and deleting end them all; a disabled user's are refused while it is.
+   */
+  issueSignInKey(ref: UserRef): Promise<NewUser>;
   setDisabled(ref: UserRef, disabled: boolean): Promise<User>;
   /** Removes the user and its keys; true when there was one. (Its files are the host's business.) */
   deleteUser(ref: UserRef): Promise<boolean>;
