@@ -28,6 +28,7 @@ import {
   AdminKeyInfo,
   AdminKeyTakenError,
   LoginFailures,
+  MAX_SIGN_IN_KEYS,
   NewAdminKey,
   NewUser,
   NoSuchUserError,
@@ -79,6 +80,14 @@ const MIGRATIONS: string[] = [
    );
    CREATE TABLE change_counter (id integer PRIMARY KEY CHECK (id = 1), value bigint NOT NULL);
    INSERT INTO change_counter (id, value) VALUES (1, 0);`,
+  // #16: a key per signed-in device, beside the user's own key
+  `CREATE TABLE sign_in_keys (
+     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+     key_hash bytea NOT NULL UNIQUE,
+     user_id bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+     created_at timestamptz NOT NULL DEFAULT now()
+   );
+   CREATE INDEX sign_in_keys_user ON sign_in_keys (user_id, id);`,
 ];
 
 interface UserRow {
@@ -376,8 +385,12 @@ export class PostgresUserStore implements UserStore {
     if (hit) return hit as User;
     // the counter from the same statement (one snapshot) as the row
     const [row] = await this.query<Partial<UserRow> & { key_hash: Buffer | null; counter: string }>(
-      `SELECT c.value AS counter, u.id, u.username, u.disabled, u.created_at, u.updated_at, u.key_hash
-       FROM change_counter c LEFT JOIN users u ON u.key_hash = $1 WHERE c.id = 1`,
+      `SELECT c.value AS counter, u.id, u.username, u.disabled, u.created_at, u.updated_at, k.key_hash
+       FROM change_counter c
+       LEFT JOIN (SELECT id AS user_id, key_hash FROM users WHERE key_hash = $1
+                  UNION ALL SELECT user_id, key_hash FROM sign_in_keys WHERE key_hash = $1) k ON true
+       LEFT JOIN users u ON u.id = k.user_id
+       WHERE c.id = 1`,
       [digest],
     );
     const counter = Number(row.counter);
@@ -403,11 +416,33 @@ export class PostgresUserStore implements UserStore {
     const user_key = newUserKey();
     const row = await this.changeUser<UserRow>(
       ref,
-      (where) => `UPDATE users SET key_hash = $2, updated_at = now() WHERE ${where} RETURNING ${USER_COLUMNS}`,
+      // the user's sign-in keys end with its old key, in the same statement
+      (where) => `WITH u AS (UPDATE users SET key_hash = $2, updated_at = now() WHERE ${where} RETURNING ${USER_COLUMNS}),
+                       ended AS (DELETE FROM sign_in_keys WHERE user_id IN (SELECT id FROM u))
+                  SELECT * FROM u`,
       [keyDigest(user_key)],
     );
     if (!row) throw new NoSuchUserError('no such user');
     return { ...toUser(row), user_key };
+  }
+
+  async issueSignInKey(ref: UserRef): Promise<NewUser> {
+    const user_key = newUserKey();
+    let owner: UserRow | undefined;
+    // A new key needs no cache change (misses are never cached); dropping the oldest ones does.
+    await this.change(async (q) => {
+      owner = await this.userWhere(q, ref);
+      if (!owner) return undefined;
+      await q('INSERT INTO sign_in_keys (key_hash, user_id) VALUES ($1, $2)', [keyDigest(user_key), owner.id]);
+      const dropped = await q(
+        `DELETE FROM sign_in_keys WHERE user_id = $1 AND id NOT IN
+           (SELECT id FROM sign_in_keys WHERE user_id = $1 ORDER BY id DESC LIMIT $2) RETURNING id`,
+        [owner.id, MAX_SIGN_IN_KEYS],
+      );
+      return dropped.length > 0 ? true : undefined;
+    });
+    if (!owner) throw new NoSuchUserError('no such user');
+    return { ...toUser(owner), user_key };
   }
 
   async setDisabled(ref: UserRef, disabled: boolean): Promise<User> {
