@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { DEFAULT_MAX_FILE_SIZE, defaultBucket } from '../../src/lib/defaults';
+import { DEFAULT_SIGN_IN_LIMITS, type SignInLimits } from './sign-in';
 
 
 export interface HostSettings {
@@ -29,6 +30,16 @@ export interface HostSettings {
   workers: number;
   /** what unauthenticated or slow traffic may hold (per process) */
   limits: FrontDoorLimits;
+  /** #16: signing in with a password */
+  signIn: {
+    /** ALLOW_SIGNUP=true: anyone may make a user with a password (POST users/ without the admin key) */
+    allowSignup: boolean;
+    /** SIGNUPS_PER_HOUR: sign-ups one client address may make in an hour */
+    signupsPerHour: number;
+    /** HOST_TRUST_PROXY=true: the client address is the last X-Forwarded-For entry (behind a load balancer) */
+    trustProxy: boolean;
+    limits: SignInLimits;
+  };
 }
 
 /**
@@ -117,7 +128,26 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): HostSettings
     shutdownTimeoutMs: intEnv(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0),
     workers: env.HOST_WORKERS === 'auto' ? os.availableParallelism() : intEnv(env, 'HOST_WORKERS', 1, 1, 64),
     limits: readLimits(env),
+    signIn: {
+      allowSignup: boolEnv(env, 'ALLOW_SIGNUP'),
+      signupsPerHour: intEnv(env, 'SIGNUPS_PER_HOUR', 10, 1),
+      trustProxy: boolEnv(env, 'HOST_TRUST_PROXY'),
+      limits: {
+        ...DEFAULT_SIGN_IN_LIMITS,
+        freePerUsername: intEnv(env, 'SIGN_IN_FREE_PER_USERNAME', DEFAULT_SIGN_IN_LIMITS.freePerUsername, 1),
+        freePerAddress: intEnv(env, 'SIGN_IN_FREE_PER_ADDRESS', DEFAULT_SIGN_IN_LIMITS.freePerAddress, 1),
+        delayMs: intEnv(env, 'SIGN_IN_DELAY_MS', DEFAULT_SIGN_IN_LIMITS.delayMs, 1),
+        maxDelayMs: intEnv(env, 'SIGN_IN_MAX_DELAY_MS', DEFAULT_SIGN_IN_LIMITS.maxDelayMs, 1),
+      },
+    },
   };
+}
+
+function boolEnv(env: NodeJS.ProcessEnv, name: string): boolean {
+  const v = env[name];
+  if (v === undefined || v === '' || v === 'false' || v === '0') return false;
+  if (v === 'true' || v === '1') return true;
+  throw new Error(`${name} must be true or false`);
 }
 
 /** Which user store the host uses, as it prints it: never the URL's password (nor its query, which may hold one). */

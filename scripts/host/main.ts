@@ -126,6 +126,7 @@ async function main(): Promise<void> {
     instance: settings.instance,
     socket,
     users,
+    signIn: settings.signIn,
     config,
     bodyLimit: bodyLimitFor(config.MAX_FILE_SIZE),
     handlerTimeoutMs: settings.handlerTimeoutMs,

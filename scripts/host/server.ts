@@ -22,6 +22,8 @@ import {
   withBody,
 } from './request';
 import type { LoadedSocket } from './socket';
+import { handleOwnPassword, handleSignIn, handleSignUp, type AuthRouteDeps } from './auth-routes';
+import { DEFAULT_SIGN_IN_LIMITS, type SignInLimits } from './sign-in';
 import { ADMIN_ROUTE_METHODS, adminRoute, handleAdminRoute, type AdminRoute } from './user-routes';
 import { guardUserStore } from './user-store-guard';
 import { UserStoreUnavailableError, type User, type UserStore } from './users/types';
@@ -31,6 +33,8 @@ export interface ServerDeps {
   socket: LoadedSocket;
   /** users and admin keys (the admin key the host was started with is one of them: ensureAdminKey) */
   users: UserStore;
+  /** #16: sign-in limits, open sign-up, and whether X-Forwarded-For names the client */
+  signIn?: { limits?: SignInLimits; allowSignup?: boolean; signupsPerHour?: number; trustProxy?: boolean };
   /** ctx.config for every call */
   config: Record<string, unknown>;
   bodyLimit: number;
@@ -100,6 +104,9 @@ const STATIC_TYPES: Record<string, string> = {
 type Route =
   | { kind: 'health' }
   | { kind: 'admin'; route: AdminRoute }
+  | { kind: 'sign-in' }
+  | { kind: 'own-account' }
+  | { kind: 'page-config' }
   | { kind: 'endpoint'; endpoint: string }
   | { kind: 'static' }
   | { kind: 'none' };
@@ -210,7 +217,11 @@ export function createHostServer(deps: ServerDeps): HostServer {
     if (pathname === '/healthz' || pathname === '/healthz/') return { kind: 'health' };
     const seg = pathname.split('/').slice(1);
     if (seg.length && seg[seg.length - 1] === '') seg.pop(); // trailing slash optional
+    if (pathname === '/page-config.json') return { kind: 'page-config' };
     if (seg.length >= 4 && seg[0] === 'v2' && seg[1] === 'instances' && seg[2] === deps.instance) {
+      const rest = seg.slice(3).join('/');
+      if (rest === 'users/auth') return { kind: 'sign-in' };
+      if (rest === 'user') return { kind: 'own-account' };
       const admin = adminRoute(seg.slice(3));
       return admin ? { kind: 'admin', route: admin } : { kind: 'none' };
     }
@@ -358,7 +369,10 @@ export function createHostServer(deps: ServerDeps): HostServer {
   }
 
   async function handleAdmin(req: http.IncomingMessage, url: URL, route: AdminRoute): Promise<HandlerAnswer> {
-    const { call, caller } = await admitCall(req, url, true);
+    // Open sign-up (ALLOW_SIGNUP) is the one keyless call here; its body is read only to the keyless limit.
+    const signUp = route.kind === 'users' && req.method === 'POST' && authDeps.allowSignup;
+    const { call, caller } = await admitCall(req, url, !signUp);
+    if (signUp && !caller.admin && !caller.user) return handleSignUp(authDeps, call.args, clientAddress(req));
     if (!caller.admin) return errorAnswer(403, 'forbidden', 'managing users and admin keys needs the admin key');
     return handleAdminRoute(route, req.method ?? 'GET', call.args, {
       instance: deps.instance,
@@ -367,6 +381,39 @@ export function createHostServer(deps: ServerDeps): HostServer {
       callAsUser: (endpoint, user, args) => runEndpoint(req, url, endpoint, args, { user, admin: false }, 'POST'),
     });
   }
+
+  const authDeps: AuthRouteDeps = {
+    instance: deps.instance,
+    users,
+    limits: deps.signIn?.limits ?? DEFAULT_SIGN_IN_LIMITS,
+    allowSignup: deps.signIn?.allowSignup ?? false,
+    signupsPerHour: deps.signIn?.signupsPerHour ?? 10,
+  };
+
+  /** Who is calling, for the sign-in limits: the peer, or (HOST_TRUST_PROXY) the address the nearest proxy saw. */
+  function clientAddress(req: http.IncomingMessage): string {
+    const peer = req.socket.remoteAddress ?? '';
+    if (!deps.signIn?.trustProxy) return peer;
+    const forwarded = req.headers['x-forwarded-for'];
+    const last = (Array.isArray(forwarded) ? forwarded.join(',') : forwarded ?? '').split(',').pop()?.trim();
+    return last || peer;
+  }
+
+  /** users/auth/: no key needed (the page and @syncano/core's users.login() call it before they have one). */
+  async function handleSignInRoute(req: http.IncomingMessage, url: URL): Promise<HandlerAnswer> {
+    const { call } = await admitCall(req, url, false);
+    return handleSignIn(authDeps, call.args, clientAddress(req));
+  }
+
+  /** user/: the signed-in user's own account (PATCH: its password). */
+  async function handleOwnAccount(req: http.IncomingMessage, url: URL): Promise<HandlerAnswer> {
+    const { call, caller } = await admitCall(req, url, false);
+    if (!caller.user) return errorAnswer(401, 'unauthorized', 'this needs the user key (X-USER-KEY)');
+    return handleOwnPassword(authDeps, caller.user, call.args);
+  }
+
+  const pageConfig = () =>
+    jsonAnswer(200, { instance: deps.instance, socket: socketName, signup: authDeps.allowSignup }, { 'Cache-Control': 'no-cache' });
 
   // One store check at a time, shared by every /healthz that comes while it runs; a good answer is
   // shared for HEALTH_REUSE_MS more. A flood of keyless health calls costs one HeadBucket at a time,
@@ -440,6 +487,9 @@ export function createHostServer(deps: ServerDeps): HostServer {
     const allowed =
       r.kind === 'endpoint' ? ['GET', 'POST', 'OPTIONS'] :
       r.kind === 'admin' ? ADMIN_ROUTE_METHODS[r.route.kind] :
+      r.kind === 'sign-in' ? ['POST', 'OPTIONS'] :
+      r.kind === 'own-account' ? ['PATCH', 'OPTIONS'] :
+      r.kind === 'page-config' ? ['GET'] :
       r.kind === 'health' ? ['GET'] :
       r.kind === 'static' ? ['GET'] : [];
     if (r.kind === 'none' || (r.kind === 'static' && method !== 'GET')) {
@@ -457,6 +507,12 @@ export function createHostServer(deps: ServerDeps): HostServer {
         return handleHealth();
       case 'admin':
         return handleAdmin(req, url, r.route);
+      case 'sign-in':
+        return handleSignInRoute(req, url);
+      case 'own-account':
+        return handleOwnAccount(req, url);
+      case 'page-config':
+        return pageConfig();
       case 'endpoint':
         return handleEndpoint(req, url, r.endpoint);
       case 'static':

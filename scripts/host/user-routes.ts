@@ -10,6 +10,7 @@
 // the call's arguments. Files are the socket's business: removing a user's files goes through the
 // socket's own user-list and user-delete endpoints (callAsUser), never through src/lib.
 import type { HandlerAnswer } from './invoke';
+import { hashPassword, passwordProblem, PasswordsBusyError } from './passwords';
 import { errorAnswer, jsonAnswer } from './invoke';
 import type { AdminKeyInfo, User, UserStore } from './users/types';
 import { AdminKeyTakenError, InvalidAdminKeyError, InvalidUsernameError, NoSuchUserError, UsernameTakenError } from './users/types';
@@ -131,10 +132,23 @@ function dispatchAdmin(route: AdminRoute, method: string, args: Args, deps: Admi
   }
 }
 
+/** A password argument's hash (400 with the rule it breaks); undefined when none was given. */
+async function passwordHashOf(args: Args): Promise<string | undefined> {
+  if (args.password === undefined) return undefined;
+  const problem = passwordProblem(args.password);
+  if (problem) throw badArgument(problem);
+  try {
+    return await hashPassword(args.password as string);
+  } catch (err) {
+    if (err instanceof PasswordsBusyError) throw new Refusal(jsonAnswer(503, { message: err.message, code: 'busy' }, { 'Retry-After': '1' }));
+    throw err;
+  }
+}
+
 async function createUser(args: Args, { users }: AdminRouteDeps): Promise<HandlerAnswer> {
-  onlyArgs(args, ['username']);
+  onlyArgs(args, ['username', 'password']);
   if (typeof args.username !== 'string') throw badArgument('username must be a string');
-  const u = await users.createUser(args.username);
+  const u = await users.createUser(args.username, { passwordHash: await passwordHashOf(args) });
   return jsonAnswer(201, { id: u.id, username: u.username, user_key: u.user_key });
 }
 
@@ -161,10 +175,18 @@ async function getUser(id: number, args: Args, { users }: AdminRouteDeps): Promi
 }
 
 async function patchUser(id: number, args: Args, { users }: AdminRouteDeps): Promise<HandlerAnswer> {
-  onlyArgs(args, ['disabled']);
-  if (args.disabled === undefined) throw badArgument('give {"disabled": true} or {"disabled": false}');
-  // a missing user is the store's NoSuchUserError: 404
-  return jsonAnswer(200, userView(await users.setDisabled({ id }, flagOf(args.disabled, 'disabled'))));
+  onlyArgs(args, ['disabled', 'password']);
+  if (args.disabled === undefined && args.password === undefined) {
+    throw badArgument('give {"disabled": true|false} and/or {"password": "<new password>"}');
+  }
+  const disabled = args.disabled === undefined ? undefined : flagOf(args.disabled, 'disabled');
+  const passwordHash = await passwordHashOf(args);
+  // An admin sets a password without the old one; the user's key is left alone (reset_key rotates it).
+  // A missing user is the store's NoSuchUserError: 404.
+  if (passwordHash !== undefined) await users.setPasswordHash({ id }, passwordHash);
+  const user = disabled !== undefined ? await users.setDisabled({ id }, disabled) : await users.getUser({ id });
+  if (!user) throw notFound(`no user with id ${id}`);
+  return jsonAnswer(200, userView(user));
 }
 
 async function resetKey(id: number, args: Args, { users }: AdminRouteDeps): Promise<HandlerAnswer> {
