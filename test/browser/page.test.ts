@@ -47,6 +47,8 @@ async function newPage(): Promise<{ context: BrowserContext; page: Page }> {
 }
 
 async function enterKey(page: Page, key: string): Promise<void> {
+  // the key is the second way in, under "Or use a user key"
+  if (!(await page.getByLabel('Your user key').isVisible())) await page.getByText('Or use a user key').click();
   await page.getByLabel('Your user key').fill(key);
   await page.getByTestId('key-submit').click();
 }
@@ -250,6 +252,60 @@ test('a refused file name shows the server\'s message; a network failure reads a
     await page.getByTestId('refresh').click();
     await page.waitForFunction(() => /Could not reach the server/.test(document.querySelector('[data-testid="error"]')?.textContent ?? ''));
     await page.unroute('**/aws-storage/user-list/**');
+  } finally {
+    await context.close();
+  }
+});
+
+test('sign in with a username and password, see your files, sign out: the key is forgotten; a wrong password says so', async () => {
+  const password = 'page sign-in password';
+  const made = await fetch(`${host.url}/v2/instances/local/users/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': host.adminKey },
+    body: JSON.stringify({ username: 'page-signer', password }),
+  });
+  expect(made.status).toBe(201);
+  const signer = await made.json();
+  const up = await fetch(`${host.url}/aws-storage/user-upload/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-user-key': signer.user_key },
+    body: JSON.stringify({ name: 'signed-in-file.txt', file: Buffer.from('mine').toString('base64') }),
+  });
+  expect(up.status).toBe(200);
+
+  const { context, page } = await newPage();
+  try {
+    await page.goto(host.url + '/');
+    await page.getByLabel('Username').fill('page-signer');
+    await page.getByLabel('Password').fill('not the password');
+    await page.getByTestId('sign-in').click();
+    await page.getByTestId('error').waitFor({ state: 'visible' });
+    expect(await page.getByTestId('error').textContent()).toBe('Wrong username or password.');
+    expect(await page.getByTestId('file-table').isVisible()).toBe(false);
+
+    await page.getByLabel('Password').fill(password);
+    await page.getByTestId('sign-in').click();
+    await page.getByTestId('signed-in').waitFor({ state: 'visible' });
+    expect(await page.getByTestId('who-name').textContent()).toBe(' as page-signer');
+    await page.getByText('signed-in-file.txt').waitFor({ state: 'visible' });
+    expect(await page.getByTestId('sign-in-form').isVisible()).toBe(false);
+    expect(await page.getByLabel('Password').inputValue()).toBe('');
+    const kept = await page.evaluate(() => sessionStorage.getItem('aws-storage:user-key'));
+    expect(kept).toMatch(/^[0-9a-f]{40}$/);
+
+    // a reload keeps the sign-in for the tab
+    await page.reload();
+    await page.getByText('signed-in-file.txt').waitFor({ state: 'visible' });
+
+    await page.getByTestId('key-forget').click();
+    await page.getByTestId('sign-in-form').waitFor({ state: 'visible' });
+    expect(await page.evaluate(() => [sessionStorage.getItem('aws-storage:user-key'), sessionStorage.getItem('aws-storage:username')])).toEqual([null, null]);
+    expect(await page.getByTestId('file-table').isVisible()).toBe(false);
+    expect(await page.getByTestId('notice').textContent()).toContain('Signed out');
+    await page.reload();
+    await page.getByTestId('sign-in-form').waitFor({ state: 'visible' });
+    expect(await page.locator('#files-section').isVisible()).toBe(false);
+    expect(pageErrors).toEqual([]);
   } finally {
     await context.close();
   }

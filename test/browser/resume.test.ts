@@ -68,9 +68,16 @@ async function newPage(): Promise<{ context: BrowserContext; page: Page }> {
 
 async function signIn(page: Page): Promise<void> {
   await page.goto(host.url + '/');
-  await page.getByLabel('Your user key').fill(user.user_key);
-  await page.getByTestId('key-submit').click();
+  await enterKey(page, user.user_key);
   await page.getByTestId('file-input').waitFor({ state: 'visible' });
+}
+
+/** Signs out whoever is signed in, then opens the files of this key (the second way in, under the sign-in form). */
+async function enterKey(page: Page, key: string): Promise<void> {
+  if (await page.getByTestId('signed-in').isVisible()) await page.getByTestId('key-forget').click();
+  if (!(await page.getByLabel('Your user key').isVisible())) await page.getByText('Or use a user key').click();
+  await page.getByLabel('Your user key').fill(key);
+  await page.getByTestId('key-submit').click();
 }
 
 /** Part PUTs to the store (multipart part links carry partNumber and uploadId). */
@@ -171,13 +178,11 @@ test('64 MiB paused near 30 %, the page reloaded, the same file chosen again: on
     expect(await offered.getByTestId('resumable-status').textContent()).toContain(`${doneBefore} of 8 parts`);
 
     // Another user signing in on the same browser is not offered this user's unfinished upload.
-    await page.getByLabel('Your user key').fill(other.user_key);
-    await page.getByTestId('key-submit').click();
+    await enterKey(page, other.user_key);
     await page.locator('#files-section').waitFor({ state: 'visible' });
     await page.waitForTimeout(200);
     expect(await page.locator('[data-testid="resumable-item"]').count()).toBe(0);
-    await page.getByLabel('Your user key').fill(user.user_key);
-    await page.getByTestId('key-submit').click();
+    await enterKey(page, user.user_key);
     await offered.waitFor({ state: 'visible' });
 
     // The user chooses the same file again: it resumes, sending only what the store lacks.

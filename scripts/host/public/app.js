@@ -9,6 +9,7 @@ import { createClient, isStorageApiError } from './client/index.js';
   'use strict';
 
   const KEY_STORAGE = 'aws-storage:user-key';
+  const NAME_STORAGE = 'aws-storage:username';
   const PAGE_SIZE = 100;
   const PARALLEL_UPLOADS = 3;
   const socket = document.querySelector('meta[name="aws-storage-socket"]')?.content || 'aws-storage';
@@ -16,6 +17,14 @@ import { createClient, isStorageApiError } from './client/index.js';
 
   const $ = (id) => document.getElementById(id);
   const els = {
+    signInSection: $('sign-in-section'),
+    signInForm: $('sign-in-form'),
+    username: $('username'),
+    password: $('password'),
+    signUp: $('sign-up'),
+    signedInSection: $('signed-in-section'),
+    whoName: $('who-name'),
+    keyDetails: $('key-details'),
     keyForm: $('key-form'),
     keyInput: $('user-key'),
     keyForget: $('key-forget'),
@@ -501,16 +510,26 @@ import { createClient, isStorageApiError } from './client/index.js';
   }
 
   function keyRejected() {
-    showError('Your user key was not accepted. Check it and try again.');
-    sessionStorage.removeItem(KEY_STORAGE);
+    showError(sessionStorage.getItem(NAME_STORAGE)
+      ? 'Your sign-in is no longer valid. Sign in again.'
+      : 'Your user key was not accepted. Check it and try again.');
+    forgetKey();
     setSignedIn(false);
-    els.keyInput.focus();
+    (els.keyDetails.open ? els.keyInput : els.username).focus();
+  }
+
+  function forgetKey() {
+    sessionStorage.removeItem(KEY_STORAGE);
+    sessionStorage.removeItem(NAME_STORAGE);
   }
 
   function setSignedIn(on) {
     els.uploadSection.hidden = !on;
     els.filesSection.hidden = !on;
-    els.keyForget.hidden = !on;
+    els.signInSection.hidden = on;
+    els.signedInSection.hidden = !on;
+    const name = sessionStorage.getItem(NAME_STORAGE);
+    els.whoName.textContent = on && name ? ` as ${name}` : '';
     if (on) renderResumable();
     if (!on) {
       userKey = '';
@@ -520,6 +539,67 @@ import { createClient, isStorageApiError } from './client/index.js';
       els.rows.replaceChildren();
       listed = 0;
       cursor = null;
+    }
+  }
+
+  // ---- signing in (the platform's users/auth/ route on the host) ----
+
+  /** what the host tells the page: its instance (for the users routes) and whether sign-up is open */
+  let pageConfig = null;
+  async function loadPageConfig() {
+    if (!pageConfig) {
+      const res = await fetch(new URL('page-config.json', document.baseURI), { cache: 'no-store' });
+      if (!res.ok) throw new ApiError('The server did not say how to sign in.', res.status, 'page_config');
+      pageConfig = await res.json();
+    }
+    return pageConfig;
+  }
+
+  async function postUsers(path, body) {
+    const { instance } = await loadPageConfig();
+    let res;
+    try {
+      res = await fetch(new URL(`v2/instances/${encodeURIComponent(instance)}/users/${path}`, document.baseURI), {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+        cache: 'no-store',
+      });
+    } catch {
+      throw new ApiError('Could not reach the server. Check your connection and try again.', 0, 'network');
+    }
+    let answer = null;
+    try {
+      answer = await res.json();
+    } catch {
+      // not JSON
+    }
+    if (res.ok && answer && typeof answer.user_key === 'string') return answer;
+    if (res.status === 429) {
+      const wait = Number(res.headers.get('Retry-After')) || 1;
+      throw new ApiError(`Too many failed sign-ins. Try again in ${wait} second${wait === 1 ? '' : 's'}.`, 429, 'too_many_requests');
+    }
+    if (res.status === 401 && path === 'auth/') throw new ApiError('Wrong username or password.', 401, 'unauthorized');
+    const message = answer && typeof answer.message === 'string' ? answer.message : `The server answered ${res.status}`;
+    throw new ApiError(capitalise(message), res.status, answer && answer.code);
+  }
+
+  async function signInWith(path) {
+    clearError();
+    const username = els.username.value;
+    const password = els.password.value;
+    if (!username || !password) {
+      showError('Enter your username and password.');
+      return;
+    }
+    try {
+      const user = await postUsers(path, { username, password });
+      els.password.value = '';
+      sessionStorage.setItem(NAME_STORAGE, user.username);
+      await useKey(user.user_key);
+    } catch (err) {
+      showError(err);
+      els.password.focus();
     }
   }
 
@@ -548,13 +628,19 @@ import { createClient, isStorageApiError } from './client/index.js';
     void useKey(key);
   });
 
+  els.signInForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    void signInWith('auth/');
+  });
+  els.signUp.addEventListener('click', () => void signInWith(''));
+
   els.keyForget.addEventListener('click', () => {
-    sessionStorage.removeItem(KEY_STORAGE);
+    forgetKey();
     els.keyInput.value = '';
     setSignedIn(false);
     clearError();
-    notify('The key was removed from this tab.');
-    els.keyInput.focus();
+    notify('Signed out: the key was removed from this tab.');
+    els.username.focus();
   });
 
   els.fileInput.addEventListener('change', () => {
@@ -596,9 +682,17 @@ import { createClient, isStorageApiError } from './client/index.js';
   });
   els.more.addEventListener('click', () => void loadPage(false));
 
+  loadPageConfig().then(
+    (config) => (els.signUp.hidden = !config.signup),
+    () => undefined, // sign-in says so when it is tried
+  );
+
   const saved = sessionStorage.getItem(KEY_STORAGE);
   if (saved) {
-    els.keyInput.value = saved;
+    if (!sessionStorage.getItem(NAME_STORAGE)) {
+      els.keyDetails.open = true;
+      els.keyInput.value = saved;
+    }
     void useKey(saved);
   }
 })();
