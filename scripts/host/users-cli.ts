@@ -1,6 +1,8 @@
 // npm run users -- <command>: the user store from the command line (SQLite in DATA_DIR, or PostgreSQL
 // with DATABASE_URL, as the host uses). Answers are JSON on stdout; errors a line on stderr.
 import path from 'node:path';
+import readline from 'node:readline';
+import { hashPassword, InvalidPasswordError, passwordProblem } from './passwords';
 import {
   AdminKeyTakenError,
   InvalidAdminKeyError,
@@ -14,7 +16,9 @@ import { checkUsername } from './users/rules';
 import type { NewUser, UserRef, UserStore } from './users/types';
 
 const USAGE = `usage: npm run users -- <command>
-  add <name>                 a new user; prints its key (the only time it is shown)
+  add <name> [--password]    a new user; prints its key (the only time it is shown); --password asks for
+                             one (from the terminal without echo, or the first line of stdin; never argv)
+  passwd <id|name>           sets the user's password (read as for add); its key is left alone
   list                       every user
   show <id|name>             one user
   rotate <id|name>           a new key for the user; the old one stops working (every host within 1 s)
@@ -30,6 +34,43 @@ Exit codes: 0 done, 1 conflict or not found, 2 usage or a bad argument, 3 the us
 `;
 
 class UsageError extends Error {}
+
+/**
+ * A password: typed at the terminal (not echoed, asked twice), or the first line of stdin when it is not
+ * a terminal (`printf '%s\n' "$PW" | npm run users -- add alice --password`). Never from argv, where
+ * other users of the machine could read it.
+ */
+async function readPassword(): Promise<string> {
+  if (!process.stdin.isTTY) {
+    let text = '';
+    for await (const chunk of process.stdin) {
+      text += chunk;
+      if (text.includes('\n') || text.length > 4096) break;
+    }
+    const line = text.split(/\r?\n/)[0];
+    const problem = passwordProblem(line);
+    if (problem) throw new InvalidPasswordError(problem);
+    return line;
+  }
+  const ask = (prompt: string) =>
+    new Promise<string>((resolve) => {
+      const rl = readline.createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+      // the prompt is shown; what is typed is not
+      (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = (s: string) => {
+        if (s.includes(prompt)) process.stderr.write(prompt);
+      };
+      rl.question(prompt, (answer) => {
+        rl.close();
+        process.stderr.write('\n');
+        resolve(answer);
+      });
+    });
+  const first = await ask('Password: ');
+  const problem = passwordProblem(first);
+  if (problem) throw new InvalidPasswordError(problem);
+  if ((await ask('Again: ')) !== first) throw new InvalidPasswordError('the two passwords differ');
+  return first;
+}
 class NotFound extends Error {}
 
 function userRef(arg: string | undefined): UserRef {
@@ -52,9 +93,19 @@ const oneUser = (args: string[]): UserRef => userRef(takeArgs(args, 1, 1)[0]);
 
 const commands: Record<string, Command> = {
   add(args) {
-    const [name] = takeArgs(args, 1, 1);
+    const withPassword = args.includes('--password');
+    const [name] = takeArgs(args.filter((a) => a !== '--password'), 1, 1);
     checkUsername(name);
-    return async (store) => keyAnswer(await store.createUser(name));
+    return async (store) => keyAnswer(await store.createUser(name, withPassword ? { passwordHash: await hashPassword(await readPassword()) } : {}));
+  },
+  passwd(args) {
+    const ref = oneUser(args);
+    return async (store) => {
+      const user = await store.getUser(ref);
+      if (!user) throw new NotFound('no such user');
+      await store.setPasswordHash({ id: user.id }, await hashPassword(await readPassword()));
+      return { id: user.id, username: user.username, password: 'set' };
+    };
   },
   list(args) {
     takeArgs(args, 0, 0);
@@ -124,7 +175,7 @@ const commands: Record<string, Command> = {
 function failure(err: unknown): [number, string] {
   const message = (err as Error).message;
   if (err instanceof UsageError) return [2, `usage: ${message}\n${USAGE}`];
-  if (err instanceof InvalidUsernameError || err instanceof InvalidAdminKeyError || err instanceof TypeError || err instanceof RangeError) {
+  if (err instanceof InvalidUsernameError || err instanceof InvalidAdminKeyError || err instanceof InvalidPasswordError || err instanceof TypeError || err instanceof RangeError) {
     return [2, `bad argument: ${message}`];
   }
   if (err instanceof UsernameTakenError || err instanceof AdminKeyTakenError) return [1, `conflict: ${message}`];
