@@ -9,7 +9,7 @@ import { tempDir } from '../support/host';
 
 jest.setTimeout(120_000);
 
-const FAST: SignInLimits = { freePerUsername: 5, freePerAddress: 1000, delayMs: 1_500, maxDelayMs: 10_000, forgetAfterMs: 60_000 };
+const FAST: SignInLimits = { freePerUsername: 5, freePerAddress: 1000, delayMs: 4_000, maxDelayMs: 30_000, forgetAfterMs: 60_000 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const unique = (p: string) => `${p}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 
@@ -84,12 +84,12 @@ describe.each(kinds)('sign-in on %s', (_kind, open) => {
     // within the delay even the right password is not checked
     expect(await attempt(carol.username, 'the right password')).toEqual({ throttled: expect.any(Number) });
 
-    await sleep(FAST.delayMs + 50);
+    await sleep(FAST.delayMs + 100);
     expect(await attempt(carol.username, 'still wrong')).toEqual({ wrong: true }); // one more try, then a longer wait
     expect(await attempt(carol.username, 'the right password')).toEqual({ throttled: expect.any(Number) });
-    await sleep(FAST.delayMs + 50);
+    await sleep(FAST.delayMs + 100);
     expect(await attempt(carol.username, 'the right password')).toEqual({ throttled: expect.any(Number) }); // the delay doubled
-    await sleep(FAST.delayMs + 50);
+    await sleep(FAST.delayMs + 100);
     expect(await attempt(carol.username, 'the right password')).toEqual({ ok: expect.objectContaining({ id: carol.id }) });
     // a success resets the count: five wrong ones are free again
     for (let i = 0; i < 5; i++) expect(await attempt(carol.username, 'wrong again')).toEqual({ wrong: true });

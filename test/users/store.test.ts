@@ -369,7 +369,7 @@ describe('SQLite: a users.sqlite made before #14 carries over', () => {
       const check = new Database(path.join(dir, 'users.sqlite'), { readonly: true });
       const versions = check.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as { version: number }[];
       check.close();
-      expect(versions.map((v) => v.version)).toEqual([1, 2]);
+      expect(versions.map((v) => v.version)).toEqual([1, 2, 3]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
