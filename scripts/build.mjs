@@ -9,6 +9,10 @@
 // So a process that loads all seventeen endpoints holds one copy of the SDK, not seventeen. The
 // runtime's name carries its content hash: an endpoint requires the runtime it was built with, so a
 // host or test loading .dist/src while a build runs never pairs an endpoint with another build's runtime.
+//
+//   .dist/host/main.js, store-worker.js   the standalone host (`npm start` runs `node .dist/host/main.js`),
+//                                 its packages left in node_modules: no TypeScript compiler at run time
+//                                 (tsx's loader thread and compile cost the host ~25 MB and start time)
 import { build } from 'esbuild';
 import { builtinModules } from 'node:module';
 import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,6 +21,7 @@ import { basename, join, relative } from 'node:path';
 const root = new URL('..', import.meta.url).pathname;
 const src = join(root, 'src');
 const out = join(root, '.dist', 'src');
+const hostOut = join(root, '.dist', 'host');
 const endpoints = readdirSync(src).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'));
 const libModules = readdirSync(join(src, 'lib')).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'));
 const started = Date.now();
@@ -83,6 +88,34 @@ function useRuntime(runtimeFile, packages) {
   };
 }
 
+/** The host: main.ts and the store's thread (its own file: the thread loads it by name). */
+async function buildHost(dir) {
+  const worker = join(root, 'scripts', 's3', 'store-worker.ts');
+  await build({
+    ...common,
+    entryPoints: { main: join(root, 'scripts', 'host', 'main.ts'), 'store-worker': worker },
+    outdir: dir,
+    packages: 'external',
+    minifyWhitespace: false,
+    minifySyntax: false,
+    // import() of our own modules becomes require(), so they are bundled, not looked up as .ts at run time
+    supported: { 'dynamic-import': false },
+    plugins: [{
+      name: 'store-worker-apart',
+      setup(b) {
+        b.onResolve({ filter: /\/store-worker$/ }, (a) => (a.kind === 'entry-point' ? undefined : { path: './store-worker.js', external: true }));
+      },
+    }],
+  });
+}
+
+/** Renames each file into `to` (atomic per file), in the given order; then removes what `to` has beyond them. */
+function moveInto(from, to, files) {
+  mkdirSync(to, { recursive: true });
+  for (const file of files) renameSync(join(from, file), join(to, file));
+  for (const stale of readdirSync(to)) if (!files.includes(stale)) rmSync(join(to, stale), { force: true });
+}
+
 // Build beside the output, then move each file into place (rename is atomic): the runtime first, the
 // endpoints next, the stable _runtime.js last; files of an older build go only after that.
 mkdirSync(join(root, '.dist'), { recursive: true });
@@ -109,12 +142,12 @@ try {
     plugins: [useRuntime(runtimeFile, packages)],
   });
   writeFileSync(join(staging, '_runtime.js'), `module.exports = require(${JSON.stringify(`./${runtimeFile}`)});\n`);
+  await buildHost(join(staging, 'host'));
 
-  mkdirSync(out, { recursive: true });
-  const built = readdirSync(staging);
   const order = (f) => (f === '_runtime.js' ? 2 : f.startsWith('_runtime-') ? 0 : 1);
-  for (const file of [...built].sort((a, b) => order(a) - order(b))) renameSync(join(staging, file), join(out, file));
-  for (const stale of readdirSync(out)) if (!built.includes(stale)) rmSync(join(out, stale), { force: true });
+  const built = readdirSync(staging).filter((f) => f !== 'host').sort((a, b) => order(a) - order(b));
+  moveInto(staging, out, built);
+  moveInto(join(staging, 'host'), hostOut, readdirSync(join(staging, 'host')));
   console.log(`built ${endpoints.length} endpoints over ${runtimeFile} (src/lib, ${packages.join(', ')}) into .dist/src in ${Date.now() - started} ms`);
 } finally {
   rmSync(staging, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 /**
  * What the host costs in memory and start time (issue #15): the host as `npm start` runs it once built
- * (`node --import tsx scripts/host/main.ts`), embedded store on its thread, a fresh DATA_DIR.
+ * (`node .dist/host/main.js`), embedded store on its thread, a fresh DATA_DIR.
  *
  *   - healthy: ms from spawn to the first `GET /healthz` 200 (polled every 10 ms);
  *   - RSS at rest: VmRSS once it is healthy, has made one user and answered one call, and has sat 2 s;
@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { PROJECT_ROOT, measureHttp, readMem, round, type HttpLoadResult } from './measure';
-import { tempDir } from '../../test/support/host';
+import { assertHostBuilt, HOST_ENTRY, tempDir } from '../../test/support/host';
 
 export interface HostCost {
   healthyMs: number;
@@ -48,7 +48,8 @@ export async function measureHostCost(opts: { loadS: number; env?: Record<string
   const url = `http://127.0.0.1:${port}`;
   const log = fs.openSync(path.join(dataDir, 'host.log'), 'a');
   const started = performance.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/host/main.ts'], {
+  assertHostBuilt();
+  const child = spawn(process.execPath, [HOST_ENTRY], {
     cwd: PROJECT_ROOT,
     env: { ...process.env, PORT: String(port), S3_PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_KEY: adminKey, ...opts.env },
     stdio: ['ignore', log, log],

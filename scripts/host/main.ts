@@ -10,9 +10,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadAdminKey, loadStoreCredentials, type AdminKeySource } from './admin-key';
 import { runPrimary } from './cluster';
-import { bodyLimitFor, listenUrl, readSettings, socketConfigFromEnv, type HostSettings } from './env';
+import { bodyLimitFor, listenUrl, PROJECT_ROOT, readSettings, socketConfigFromEnv, type HostSettings } from './env';
 import { createHostServer } from './server';
-import { loadSocket } from './socket';
+import { loadRuntime, loadSocket } from './socket';
 import { UserStore } from './users';
 
 type Closer = () => Promise<void> | void;
@@ -69,9 +69,9 @@ async function main(): Promise<void> {
   const quiet = cluster.isWorker;
   const tell = quiet ? () => {} : say;
 
-  // tsx turns source maps on; the eight bundles' maps (about 5 MB of JSON each) would then be parsed
-  // and kept, some 50 MB of heap that every full GC walks. Handler stack traces point into
-  // .dist/src/*.js instead; `node --enable-source-maps` keeps the maps.
+  // Run under tsx (which turns source maps on), the runtime's 6.6 MB map would be parsed and kept, heap
+  // that every full GC walks. Handler stack traces point into .dist/src/*.js instead;
+  // `node --enable-source-maps` keeps the maps.
   if (!process.execArgv.includes('--enable-source-maps')) process.setSourceMapsEnabled(false);
   const socket = loadSocket(settings.socketDir);
   const config: Record<string, unknown> = socketConfigFromEnv(socket.definition);
@@ -91,10 +91,13 @@ async function main(): Promise<void> {
     tell(`store: ${process.env.AWS_S3_ENDPOINT} (external), bucket ${settings.bucket}`);
   }
 
-  // checkStore is loaded when first needed, so that a broken storage module shows as 503, not a crash.
+  // checkStore comes from the built runtime the handlers share (no second copy of the SDK), loaded when
+  // first needed, so that a broken storage module shows as 503, not a crash.
   const checkHealth = async () => {
-    const { checkStore } = await import('../../src/lib/storage');
-    await checkStore(config, settings.instance);
+    const runtime = loadRuntime(settings.socketDir) ?? loadRuntime(PROJECT_ROOT);
+    const storage = runtime?.['lib/storage'] as typeof import('../../src/lib/storage') | undefined;
+    if (!storage) throw new Error('.dist/src/_runtime.js is missing: run `npm run build`');
+    await storage.checkStore(config, settings.instance);
   };
 
   const tls = settings.tlsCert && settings.tlsKey
@@ -112,8 +115,8 @@ async function main(): Promise<void> {
     handlerGraceMs: settings.handlerGraceMs,
     checkHealth,
     tls,
-    publicDir: path.join(__dirname, 'public'),
-    clientDir: path.join(__dirname, '..', '..', 'client', 'dist'),
+    publicDir: path.join(PROJECT_ROOT, 'scripts', 'host', 'public'),
+    clientDir: path.join(PROJECT_ROOT, 'client', 'dist'),
     limits: settings.limits,
   });
   const port = await host.listen(settings.port, settings.host);
@@ -150,8 +153,8 @@ async function main(): Promise<void> {
   if (cluster.isWorker) process.on('disconnect', () => void stop('primary gone'));
 }
 
-// Each bundled handler carries its own AWS SDK, and each would print the SDK's Node-version notice once;
-// the host prints it once.
+// A second copy of the AWS SDK in this process (a socket built without the shared runtime) would print
+// the SDK's Node-version notice again; the host prints it once.
 const emitWarning = process.emitWarning.bind(process) as (...a: unknown[]) => void;
 let sdkNoticeShown = false;
 process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
