@@ -94,8 +94,10 @@ async function main(): Promise<void> {
   // checkStore comes from the built runtime the handlers share (no second copy of the SDK), loaded when
   // first needed, so that a broken storage module shows as 503, not a crash.
   const checkHealth = async () => {
-    const runtime = loadRuntime(settings.socketDir) ?? loadRuntime(PROJECT_ROOT);
-    const storage = runtime?.['lib/storage'] as typeof import('../../src/lib/storage') | undefined;
+    // (a socket of other handlers, a test's or the bench's, has no runtime: the project's is used)
+    const storage = (loadRuntime(settings.socketDir)?.['lib/storage'] ?? loadRuntime(PROJECT_ROOT)?.['lib/storage']) as
+      | typeof import('../../src/lib/storage')
+      | undefined;
     if (!storage) throw new Error('.dist/src/_runtime.js is missing: run `npm run build`');
     await storage.checkStore(config, settings.instance);
   };

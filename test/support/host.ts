@@ -33,6 +33,8 @@ export interface StartHostOptions {
    * whose load generator would otherwise also be reading the host's access log).
    */
   logToFile?: boolean;
+  /** node options before the host's entry (e.g. --cpu-prof, which NODE_OPTIONS does not take) */
+  nodeArgs?: string[];
 }
 
 /** The built host `npm start` runs (scripts/build.mjs bundles scripts/host/main.ts into it). */
@@ -107,7 +109,7 @@ async function startHostOnce(opts: StartHostOptions): Promise<StartedHost> {
   const logFile = opts.logToFile ? path.join(dataDir, 'host.log') : undefined;
   const logFd = logFile ? fs.openSync(logFile, 'a') : undefined;
   assertHostBuilt();
-  const child = spawn(process.execPath, [HOST_ENTRY], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), HOST_ENTRY], {
     cwd: PROJECT_ROOT,
     env,
     stdio: logFd === undefined ? ['ignore', 'pipe', 'pipe'] : ['ignore', logFd, logFd],
