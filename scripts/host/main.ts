@@ -123,10 +123,11 @@ async function main(): Promise<void> {
   });
   const port = await host.listen(settings.port, settings.host);
 
+  // The admin key first: whoever waits for the listening line (a test, a script) has it by then.
+  if (!quiet) sayAdminKey(admin);
   tell(`host listening on ${listenUrl(settings, port)}`);
   tell(`the page: ${listenUrl(settings, port)}/ (make a user for it: npm run users -- add <username>)`);
   tell(`instance ${settings.instance}, socket ${socket.definition.name}, ${socket.endpoints.size} endpoints`);
-  if (!quiet) sayAdminKey(admin);
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -29,7 +29,9 @@ export function validUsername(username: unknown): username is string {
     username.length <= 150 &&
     username.trim() === username &&
     // no control characters
-    !/[\u0000-\u001f\u007f]/.test(username)
+    !/[\u0000-\u001f\u007f]/.test(username) &&
+    // no lone surrogate: it has no UTF-8 form (Node 24 stores each as U+FFFD, so two would collide)
+    !/\p{Cs}/u.test(username)
   );
 }
 
