@@ -15,7 +15,11 @@
  *      loop of the same sizes (scripts/bench/store.bench.ts);
  *   6. multipart: 256 MiB through the client's part links vs @aws-sdk/lib-storage Upload to the same store,
  *      links for 10,000 parts vs a getSignedUrl(UploadPartCommand) loop, the client's RSS growth while
- *      it uploads from a file vs the file's size (scripts/bench/multipart.bench.ts).
+ *      it uploads from a file vs the file's size (scripts/bench/multipart.bench.ts);
+ *   7. what the host costs: ms to healthy after `node .dist/host/main.js` starts, RSS at rest, peak RSS
+ *      under a 32-connection user-upload-link load (scripts/bench/host-cost.ts);
+ *   8. the host's CPU time per request under a fixed-rate load, over a no-op socket and with
+ *      user-upload-link, vs a bare node:http server (scripts/bench/cpu.bench.ts).
  *
  * Prints one table (figure, value, baseline, ratio, target, pass/fail) and writes bench-results/bench.json.
  * Options: --quick (shorter rounds, one 3 s load each), --duration <s> (autocannon seconds per round, default 5;
@@ -34,6 +38,8 @@ import { benchPresign, formatPresignTable, presignBenchKeys, type PresignBenchRo
 import { benchStore, type StoreBenchRow } from './store.bench';
 import { benchMultipart, type MultipartBenchRow } from './multipart.bench';
 import { measureLookups, startBenchPostgres, type LookupFigures } from './postgres';
+import { benchCpu, startNoopHost, type CpuBenchRow, type CpuMeasure } from './cpu.bench';
+import { measureHostCost, type HostCost } from './host-cost';
 import {
   PROJECT_ROOT,
   loadAvg,
@@ -61,7 +67,7 @@ const LOAD_S = durIdx >= 0 ? Math.max(1, Math.min(60, Number(argv[durIdx + 1]) |
 const WARM_S = QUICK ? 1 : 2;
 const ROUNDS = QUICK ? 3 : 7;
 const HTTP_ROUNDS = QUICK ? 1 : 3;
-const RUN_LIMIT_MS = 9 * 60_000; // the whole run, whatever happens (section 6 adds up to ~90 s, PostgreSQL ~25 s)
+const RUN_LIMIT_MS = 12 * 60_000; // the whole run, whatever happens (section 6 adds up to ~90 s, 7 and 8 ~2 min, PostgreSQL ~25 s)
 const MiB = 1024 * 1024;
 
 interface Row {
@@ -209,7 +215,7 @@ async function main(): Promise<void> {
     // without the socket's work.
     const multi = await startHost({ env: { ...SQLITE_HOST_ENV, HOST_WORKERS: String(WORKERS) }, logToFile: true });
     children.push(multi);
-    const noop = await startNoopHost(answerBytes);
+    const noop = await startNoopHost(answerBytes, SQLITE_HOST_ENV);
     children.push(noop.host);
     // The same host, its users in PostgreSQL (a server of the bench's own), over the same store as
     // the SQLite host: the one difference is where keys are looked up (cached, so it should cost ~nothing).
@@ -324,6 +330,28 @@ async function main(): Promise<void> {
     errors.multipart = String((err as Error)?.stack ?? err);
     log(`multipart: FAILED ${errors.multipart}`);
   }
+  // ---- 7: what the host costs (start, memory) ----
+  const costs: HostCost[] = [];
+  try {
+    for (let i = 0; i < (QUICK ? 1 : 3); i++) {
+      const c = await measureHostCost({ loadS: LOAD_S });
+      costs.push(c);
+      log(`host cost: healthy ${c.healthyMs} ms, RSS at rest ${c.restRssMiB} MiB, peak ${c.peakRssMiB} MiB under 32 connections (${Math.round(c.load.reqPerSec)} req/s)`);
+    }
+  } catch (err) {
+    errors.hostCost = String((err as Error)?.stack ?? err);
+    log(`host cost: FAILED ${errors.hostCost}`);
+  }
+
+  // ---- 8: the host's CPU per request at a fixed rate ----
+  let cpuRows: CpuBenchRow[] = [];
+  let cpuMeasures: CpuMeasure[] = [];
+  try {
+    ({ rows: cpuRows, measures: cpuMeasures } = await benchCpu({ quick: QUICK, log }));
+  } catch (err) {
+    errors.cpu = String((err as Error)?.stack ?? err);
+    log(`cpu: FAILED ${errors.cpu}`);
+  }
   loads.end = loadAvg();
 
   // ---- the table ----
@@ -381,6 +409,14 @@ async function main(): Promise<void> {
     rows.push(row(s.figure, s.storeOps, 'ops/s', s.fsOps, baselineName, s.target === null ? 'info' : `>= ${s.target}x`, s.target === null ? null : s.ratio >= s.target));
   }
   for (const m of multipartRows) rows.push(row(m.figure, m.value, m.unit, m.baseline, m.baselineName, m.target, m.pass));
+  if (costs.length) {
+    // the worst of the runs: a target is met only if every start met it
+    const worst = (f: (c: HostCost) => number) => Math.max(...costs.map(f));
+    rows.push(row(`host healthy after start (worst of ${costs.length})`, worst((c) => c.healthyMs), 'ms', 1500, 'target ms', '<= 1.5 s', worst((c) => c.healthyMs) <= 1500));
+    rows.push(row(`host RSS at rest (worst of ${costs.length})`, worst((c) => c.restRssMiB), 'MiB', 120, 'target MiB', '<= 120 MB', worst((c) => c.restRssMiB) * 1.048576 <= 120));
+    rows.push(row(`host peak RSS, 32 conns user-upload-link (worst)`, worst((c) => c.peakRssMiB), 'MiB', 200, 'target MiB', '<= 200 MB', worst((c) => c.peakRssMiB) * 1.048576 <= 200));
+  }
+  for (const c of cpuRows) rows.push({ ...row(c.figure, c.value, c.unit, c.baseline, c.baselineName, c.target, c.pass), ratio: c.ratio });
   log('');
   log(`aws-storage bench (${handlerSource}; load: start ${loads.start} / end ${loads.end}; ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
   log(formatTable(rows));
@@ -402,6 +438,8 @@ async function main(): Promise<void> {
     uploads: uploads.map(({ answer: _a, ...u }) => u),
     store: storeRows,
     multipart: multipartRows,
+    hostCost: costs,
+    cpu: cpuMeasures,
     errors,
   };
   const dir = path.join(PROJECT_ROOT, 'bench-results');
@@ -422,20 +460,6 @@ function median(xs: number[]): number {
 function medianRun(runs: HttpLoadResult[]): HttpLoadResult {
   const sorted = [...runs].sort((x, y) => x.reqPerSec - y.reqPerSec);
   return sorted[(sorted.length - 1) >> 1];
-}
-
-/** A host over a throwaway socket (this socket.yml) whose every endpoint answers `bytes` of constant JSON. */
-async function startNoopHost(bytes: number): Promise<{ host: StartedHost; dir: string }> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aws-storage-noop-socket-'));
-  fs.copyFileSync(path.join(PROJECT_ROOT, 'socket.yml'), path.join(dir, 'socket.yml'));
-  fs.mkdirSync(path.join(dir, '.dist', 'src'), { recursive: true });
-  const body = JSON.stringify({ link: 'x'.repeat(Math.max(0, bytes - 11)) });
-  const handler = `const body = ${JSON.stringify(body)};\nexports.default = (ctx) => ctx.setResponse(new ctx.HttpResponse(200, body, 'application/json'));\n`;
-  for (const file of fs.readdirSync(path.join(PROJECT_ROOT, '.dist', 'src'))) {
-    if (file.endsWith('.js')) fs.writeFileSync(path.join(dir, '.dist', 'src', file), handler);
-  }
-  const host = await startHost({ env: { ...SQLITE_HOST_ENV, SOCKET_DIR: dir }, logToFile: true });
-  return { host, dir };
 }
 
 /** Puts objects at a few of the keys and fetches their links from the handler's answer: each must return its bytes. */

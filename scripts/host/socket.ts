@@ -1,4 +1,5 @@
-// Loads the socket: socket.yml and the built handlers (.dist/src/<endpoint>.js), once at start.
+// Loads the socket: socket.yml and the built handlers (.dist/src/<endpoint>.js), once at start. The
+// handlers share one runtime (.dist/src/_runtime.js, scripts/build.mjs): require() loads it once.
 import fs from 'node:fs';
 import path from 'node:path';
 import { EndpointMeta, readSocketYml, SocketDefinition } from './env';
@@ -36,4 +37,14 @@ export function loadSocket(socketDir: string): LoadedSocket {
     throw new Error(`built handlers missing (${missing.join(', ')}): run \`npm run build\` first`);
   }
   return { definition, endpoints };
+}
+
+/**
+ * The built socket's shared runtime (src/lib and packages, keyed 'lib/<module>'), so the host uses the
+ * copy of the SDK the handlers already loaded; undefined for a socket built without one.
+ */
+export function loadRuntime(socketDir: string): Record<string, Record<string, unknown>> | undefined {
+  const file = path.join(socketDir, '.dist', 'src', '_runtime.js');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return fs.existsSync(file) ? require(file) : undefined;
 }

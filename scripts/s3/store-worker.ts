@@ -24,8 +24,9 @@ export interface StoreThread extends EmbeddedStore {
 
 function spawnStore(opts: EmbeddedStoreOptions): Promise<{ worker: Worker; info: Omit<EmbeddedStore, 'close'> }> {
   return new Promise((resolve, reject) => {
-    // This file is TypeScript, run by tsx: the thread registers tsx's require hook before loading it.
-    const code = `require('tsx/cjs'); require(${JSON.stringify(__filename)});`;
+    // The thread loads this same file: built (.dist/host/store-worker.js, as the host runs) or as
+    // TypeScript under tsx (tests), when it registers tsx's require hook first.
+    const code = `${__filename.endsWith('.ts') ? "require('tsx/cjs'); " : ''}require(${JSON.stringify(__filename)});`;
     const worker = new Worker(code, { eval: true, workerData: { storeThread: true, opts } });
     const onExit = (code: number) => reject(new Error(`embedded store thread exited (${code}) before it started`));
     worker.once('exit', onExit);

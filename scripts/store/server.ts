@@ -171,10 +171,30 @@ function continueIfAsked(req: IncomingMessage, res: ServerResponse): void {
   if ((req.headers.expect ?? '').toLowerCase() === '100-continue') res.writeContinue();
 }
 
+/**
+ * A body we did not read is not drained: the connection closes after the answer. For a refusal Node
+ * would end it with a FIN and at once a close that resets a connection whose client is still
+ * sending, and the reset throws the answer away too: fetch on Node 22 and 24 sends a form in several
+ * writes, and saw `EPIPE` instead of the 403 of a refused POST. So a refused POST's connection only
+ * ends (the client reads the answer), reads nothing more, and is closed about LINGER_MS later. (Only
+ * POST: with PUTs too, 50 concurrent writers on one key saw some of their requests hang for 20 s.)
+ */
+const LINGER_MS = 2_000;
+function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
+  const socket = req.socket as IncomingMessage['socket'] & { destroySoon?: () => void };
+  socket.destroySoon = () => socket.end();
+  res.once('finish', () => req.pause());
+  const t = setTimeout(() => socket.destroy(), LINGER_MS * (0.75 + Math.random() / 2));
+  t.unref();
+  socket.once('close', () => clearTimeout(t));
+}
+
 function send(req: IncomingMessage, res: ServerResponse, reply: Reply, extra: Record<string, string>): void {
   const headers: Record<string, string> = { ...extra, ...reply.headers };
-  // A body we did not read is not drained: the connection closes after the answer.
-  if (!req.complete) headers.Connection = 'close';
+  if (!req.complete) {
+    headers.Connection = 'close';
+    if (req.method === 'POST' && reply.status >= 400) closeAfterAnswer(req, res);
+  }
   const noBody = req.method === 'HEAD' || reply.status === 304 || reply.status === 204;
   if (reply.file) {
     const { fd, start, end } = reply.file;

@@ -1,4 +1,4 @@
-// Starts the standalone host as `npm start` does (node --import tsx scripts/host/main.ts) for tests.
+// Starts the standalone host as `npm start` does (node .dist/host/main.js, built by `npm run build`) for tests.
 import { ChildProcess, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -33,6 +33,28 @@ export interface StartHostOptions {
    * whose load generator would otherwise also be reading the host's access log).
    */
   logToFile?: boolean;
+  /** node options before the host's entry (e.g. --cpu-prof, which NODE_OPTIONS does not take) */
+  nodeArgs?: string[];
+}
+
+/** The built host `npm start` runs (scripts/build.mjs bundles scripts/host/main.ts into it). */
+export const HOST_ENTRY = path.join(PROJECT_ROOT, '.dist', 'host', 'main.js');
+
+/**
+ * Throws unless the built host is newer than every source it is built from: a test must not pass or
+ * fail on yesterday's build of a file just edited.
+ */
+export function assertHostBuilt(): void {
+  const built = fs.existsSync(HOST_ENTRY) ? fs.statSync(HOST_ENTRY).mtimeMs : 0;
+  for (const dir of ['scripts/host', 'scripts/host/users', 'scripts/store', 'scripts/s3', 'src/lib']) {
+    const full = path.join(PROJECT_ROOT, dir);
+    if (!fs.existsSync(full)) continue;
+    for (const f of fs.readdirSync(full)) {
+      if (f.endsWith('.ts') && fs.statSync(path.join(full, f)).mtimeMs > built) {
+        throw new Error(built ? `${dir}/${f} is newer than .dist/host/main.js: run \`npm run build\`` : '.dist/host/main.js is missing: run `npm run build`');
+      }
+    }
+  }
 }
 
 export function tempDir(prefix = 'aws-storage-host-'): string {
@@ -86,7 +108,8 @@ async function startHostOnce(opts: StartHostOptions): Promise<StartedHost> {
   };
   const logFile = opts.logToFile ? path.join(dataDir, 'host.log') : undefined;
   const logFd = logFile ? fs.openSync(logFile, 'a') : undefined;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/host/main.ts'], {
+  assertHostBuilt();
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), HOST_ENTRY], {
     cwd: PROJECT_ROOT,
     env,
     stdio: logFd === undefined ? ['ignore', 'pipe', 'pipe'] : ['ignore', logFd, logFd],

@@ -16,13 +16,15 @@ export function validUsername(username: unknown): username is string {
     username.length >= 1 &&
     username.length <= 150 &&
     username.trim() === username &&
-    !CONTROL_CHARACTERS.test(username)
+    !CONTROL_CHARACTERS.test(username) &&
+    // no lone surrogate: it has no UTF-8 form (Node 24 stores each as U+FFFD, so two would collide)
+    !/\p{Cs}/u.test(username)
   );
 }
 
 export function checkUsername(username: unknown): string {
   if (!validUsername(username)) {
-    throw new InvalidUsernameError('username must be 1..150 characters, no control characters or outer spaces');
+    throw new InvalidUsernameError('username must be 1..150 characters, no control characters, lone surrogates or outer spaces');
   }
   return username;
 }
