@@ -1,6 +1,7 @@
 // Request → arguments and keys: query string + JSON or form body (the body wins), keys taken out of args.
 import { isAscii } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
 
 /**
  * An answer the host gives itself (401, 413, 503, …). No stack trace is captured: these are answers,
@@ -386,4 +387,149 @@ function metaHeaderName(name: string): string {
     if (metaNames.size < 1000) metaNames.set(name, meta);
   }
   return meta;
+}
+
+/**
+ * A call whose body is the file itself (`curl --data-binary @photo.png -H 'Content-Type: image/png'`):
+ * a POST to an endpoint that declares a `file` parameter, with a body that is neither JSON nor a form.
+ * Such a body is never parsed; the handler gets it as a stream in `args.file`.
+ */
+export function isRawUpload(req: IncomingMessage, takesFile: boolean): boolean {
+  if (!takesFile || req.method !== 'POST') return false;
+  const type = mediaType(req.headers['content-type']);
+  if (type === '' || type === 'application/json' || type === 'application/x-www-form-urlencoded') return false;
+  return req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+}
+
+/** The call with its raw body as `file`: a `file` in the query is not the file. */
+export function withRawBody(early: CallInput, body: RawBody): CallInput {
+  return { ...early, args: { ...early.args, file: body } };
+}
+
+/** What a streamed body holds of the in-flight budget at most: its share is bounded by what the handler buffers (one part). */
+export const RAW_BODY_HOLD = 8 * 1024 * 1024;
+
+export interface RawBodyOptions {
+  limit: number;
+  overLimit: () => HttpError;
+  budget: BodyBudget;
+  ticket: BodyTicket;
+  idleTimeoutMs: number;
+  minBytesPerSecond: number;
+  sendContinue?: () => void;
+}
+
+/**
+ * A raw upload's body as the handler reads it, under the bounds readBody keeps: the byte limit, the
+ * idle and slow-body timeouts (408), ClientGone when the client leaves first. The timeouts count only
+ * while the handler wants bytes: a store that is slow to take them is not the client's fault.
+ * `Expect: 100-continue` is answered when the handler first reads, so a call refused before (415,
+ * 400, 413 by Content-Length) never makes the client send its body. `failure` is why the host ended it.
+ */
+export class RawBody extends Readable {
+  /** the request's Content-Type, as sent */
+  readonly contentType: string | undefined;
+  /** the declared Content-Length; undefined for a chunked body */
+  readonly contentLength: number | undefined;
+  failure?: Error;
+  private received = 0;
+  private wanting = false;
+  private continued = false;
+  private lastData = 0;
+  private activeMs = 0;
+  private activeSince = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly o: RawBodyOptions,
+  ) {
+    super({ highWaterMark: 256 * 1024 });
+    this.contentType = req.headers['content-type'];
+    const declared = req.headers['content-length'];
+    this.contentLength = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : undefined;
+    if (this.contentLength !== undefined && this.contentLength > o.limit) throw o.overLimit();
+    const hold = Math.min(this.contentLength ?? RAW_BODY_HOLD, RAW_BODY_HOLD);
+    if (!o.budget.take(hold)) throw busyError(`the host holds as many request bodies as it may (${o.budget.max} bytes); try again shortly`);
+    o.ticket.bytes += hold;
+    req.pause();
+    req.on('data', this.onData);
+    req.on('end', this.onEnd);
+    req.on('error', this.onGone);
+    req.on('close', this.onGone);
+  }
+
+  /** Being read by the handler, bytes still coming (within the idle timeout): a call still busy with its body. */
+  get receiving(): boolean {
+    return this.continued && !this.destroyed && !this.readableEnded && performance.now() - this.lastData < this.o.idleTimeoutMs;
+  }
+
+  _read(): void {
+    if (!this.continued) {
+      this.continued = true;
+      this.o.sendContinue?.();
+      this.timer = setInterval(this.check, Math.max(50, Math.min(1_000, Math.floor(this.o.idleTimeoutMs / 4))));
+    }
+    if (!this.wanting) {
+      this.wanting = true;
+      this.activeSince = this.lastData = performance.now();
+    }
+    this.req.resume();
+  }
+
+  private readonly onData = (c: Buffer) => {
+    this.lastData = performance.now();
+    this.received += c.length;
+    if (this.received > this.o.limit) return this.fail(this.o.overLimit());
+    if (!this.push(c)) {
+      this.req.pause();
+      this.pauseClock();
+    }
+  };
+
+  private readonly onEnd = () => {
+    this.detach();
+    this.push(null);
+  };
+
+  private readonly onGone = () => {
+    if (!this.req.complete) this.fail(new ClientGone());
+  };
+
+  private pauseClock(): void {
+    if (!this.wanting) return;
+    this.wanting = false;
+    this.activeMs += performance.now() - this.activeSince;
+  }
+
+  private readonly check = () => {
+    if (!this.wanting) return;
+    const now = performance.now();
+    const active = this.activeMs + (now - this.activeSince);
+    if (now - this.lastData >= this.o.idleTimeoutMs) {
+      this.fail(new HttpError(408, 'request_timeout', `no request body bytes for ${this.o.idleTimeoutMs} ms`));
+    } else if (active >= this.o.idleTimeoutMs && this.received < (active / 1000) * this.o.minBytesPerSecond) {
+      this.fail(new HttpError(408, 'request_timeout', `the request body came slower than ${this.o.minBytesPerSecond} bytes a second`));
+    }
+  };
+
+  private fail(err: Error): void {
+    if (this.failure || this.readableEnded) return;
+    this.failure = err;
+    this.destroy(err);
+  }
+
+  private detach(): void {
+    clearInterval(this.timer);
+    this.req.off('data', this.onData);
+    this.req.off('end', this.onEnd);
+    this.req.off('error', this.onGone);
+    this.req.off('close', this.onGone);
+  }
+
+  _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.detach();
+    this.req.pause(); // the rest is not read: the host answers with Connection: close
+    callback(err);
+  }
 }

@@ -1,8 +1,10 @@
-/** What user and admin endpoints share: upload links, base64 uploads and read links for a key. */
+/** What user and admin endpoints share: upload links, uploads (base64 or streamed) and read links for a key. */
 import { DEFAULT_LINK_EXPIRE, type StorageConfig } from './config';
 import { invalidArgument, StorageError } from './errors';
 import { attachmentDisposition, baseName } from './names';
-import { headObject, putObject, readLink, uploadLink, type Store } from './storage';
+import { contentType as contentTypeArg, type FileStream } from './args';
+import { ensureBucket, headObject, type ObjectInfo, putObject, readLink, uploadLink, type Store } from './storage';
+import { storeStream } from './upload-stream';
 
 export function linkExpiry(config: StorageConfig, asked: number | undefined, fallback = DEFAULT_LINK_EXPIRE): number {
   return asked ?? config.expire ?? fallback;
@@ -71,16 +73,33 @@ export function decodeFile(file: string, maxFileSize: number): { bytes: Buffer; 
   return { bytes, dataUrlType };
 }
 
-export async function uploadBase64(
+/** user-upload and admin-upload: `file` as base64 (the platform, JSON callers) or the raw body the host streams. */
+export async function uploadFile(
   store: Store,
   target: { key: string; name: string },
-  args: { file: string; contentType?: string },
+  args: { file: string | FileStream; contentType?: string },
 ) {
   const { config } = store;
-  const { bytes, dataUrlType } = decodeFile(args.file, config.maxFileSize);
-  const contentType = args.contentType ?? dataUrlType ?? 'application/octet-stream';
-  allowContentType(config, args.contentType ?? dataUrlType);
-  const info = await putObject(store, target.key, bytes, contentType);
+  let info: ObjectInfo;
+  let contentType: string;
+  if (typeof args.file === 'string') {
+    const { bytes, dataUrlType } = decodeFile(args.file, config.maxFileSize);
+    contentType = args.contentType ?? dataUrlType ?? 'application/octet-stream';
+    allowContentType(config, args.contentType ?? dataUrlType);
+    info = await putObject(store, target.key, bytes, contentType);
+  } else {
+    // Every check that needs no byte of the body comes before the first is read.
+    const file = args.file;
+    const sent = contentTypeArg.safeParse(file.contentType);
+    if (!sent.success) throw invalidArgument('the request Content-Type must be a media type like image/png');
+    contentType = args.contentType ?? sent.data ?? 'application/octet-stream';
+    allowContentType(config, args.contentType ?? sent.data);
+    if (file.contentLength !== undefined && file.contentLength > config.maxFileSize) {
+      throw new StorageError('payload_too_large', `file is over the limit of ${config.maxFileSize} bytes`);
+    }
+    await ensureBucket(store);
+    info = await storeStream(store, target.key, file, contentType);
+  }
   const { link } = readLink(store, target.key, linkExpiry(config, undefined));
   return { key: target.key, name: target.name, size: info.size, etag: info.etag, contentType, link };
 }

@@ -17,8 +17,10 @@ import {
   PutBucketLifecycleConfigurationCommand,
   PutObjectCommand,
   S3Client,
+  UploadPartCommand,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
+import type { Readable } from 'node:stream';
 import { parseConfig, type StorageConfig } from './config';
 import { httpStatus, isMissingObject, StorageError, toStorageError } from './errors';
 import { createPartPresigner, createPresigner, type PartLinksRequest, type PresignRequest } from './presign';
@@ -331,6 +333,32 @@ export async function putObject(store: Store, key: string, body: Buffer, content
   const input = { Bucket: store.config.bucket, Key: key, Body: body, ContentType: contentType, ContentLength: body.length };
   const put = await send(store, (c, o) => c.send(new PutObjectCommand(input), o));
   return { size: body.length, etag: unquote(put.ETag), contentType };
+}
+
+/** Streamed bodies cannot be sent twice: their own client makes one attempt. */
+const streamClients = new WeakMap<Store, S3Client>();
+function streamClient(store: Store): S3Client {
+  let client = streamClients.get(store);
+  if (!client) streamClients.set(store, (client = new S3Client({ ...clientConfig(store.config), maxAttempts: 1 })));
+  return client;
+}
+
+/**
+ * PutObject of a stream of exactly `length` bytes. `signal` is the caller's (the body's failures and
+ * deadlines): aborting destroys the request mid-body, and S3 stores nothing of a body shorter than its
+ * Content-Length.
+ */
+export async function putObjectStream(store: Store, key: string, body: Readable, length: number, contentType: string, signal: AbortSignal): Promise<ObjectInfo> {
+  const input = { Bucket: store.config.bucket, Key: key, Body: body, ContentType: contentType, ContentLength: length };
+  const put = await send({ ...store, client: streamClient(store) }, (c) => c.send(new PutObjectCommand(input), { abortSignal: signal }));
+  return { size: length, etag: unquote(put.ETag), contentType };
+}
+
+/** UploadPart of one part held in memory; returns its ETag. */
+export async function uploadPart(store: Store, key: string, uploadId: string, partNumber: number, bytes: Buffer, signal: AbortSignal): Promise<string> {
+  const input = { Bucket: store.config.bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: bytes, ContentLength: bytes.length };
+  const out = await send(store, (c) => c.send(new UploadPartCommand(input), { abortSignal: signal }));
+  return unquote(out.ETag);
 }
 
 export interface ListedFile {
