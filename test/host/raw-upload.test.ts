@@ -229,7 +229,8 @@ describe('nothing written on any failure', () => {
     try {
       const bob = await dead.addUser('bob');
       const bytes = randomBytes(2 * 1024 * 1024);
-      for (const framing of [{ 'content-length': bytes.length }, { 'transfer-encoding': 'chunked' }]) {
+      const framings: Array<Record<string, string | number>> = [{ 'content-length': bytes.length }, { 'transfer-encoding': 'chunked' }];
+      for (const framing of framings) {
         const r = await post('/aws-storage/user-upload/?name=down.bin', { 'content-type': 'image/png', 'x-user-key': bob.user_key, ...framing }, split(bytes, 256 * 1024), { url: dead.url });
         expect(r.status).toBe(503);
         expect(r.body.code).toBe('storage_unavailable');
