@@ -88,16 +88,21 @@ export async function uploadFile(
     allowContentType(config, args.contentType ?? dataUrlType);
     info = await putObject(store, target.key, bytes, contentType);
   } else {
-    // Every check that needs no byte of the body comes before the first is read.
     const file = args.file;
-    const sent = contentTypeArg.safeParse(file.contentType);
-    if (!sent.success) throw invalidArgument('the request Content-Type must be a media type like image/png');
-    contentType = args.contentType ?? sent.data ?? 'application/octet-stream';
-    allowContentType(config, args.contentType ?? sent.data);
-    if (file.contentLength !== undefined && file.contentLength > config.maxFileSize) {
-      throw new StorageError('payload_too_large', `file is over the limit of ${config.maxFileSize} bytes`);
+    try {
+      // Every check that needs no byte of the body comes before the first is read.
+      const sent = contentTypeArg.safeParse(file.contentType);
+      if (!sent.success) throw invalidArgument('the request Content-Type must be a media type like image/png');
+      contentType = args.contentType ?? sent.data ?? 'application/octet-stream';
+      allowContentType(config, args.contentType ?? sent.data);
+      if (file.contentLength !== undefined && file.contentLength > config.maxFileSize) {
+        throw new StorageError('payload_too_large', `file is over the limit of ${config.maxFileSize} bytes`);
+      }
+      await ensureBucket(store);
+    } catch (err) {
+      file.destroy(); // never read: the caller stops receiving it
+      throw err;
     }
-    await ensureBucket(store);
     info = await storeStream(store, target.key, file, contentType);
   }
   const { link } = readLink(store, target.key, linkExpiry(config, undefined));

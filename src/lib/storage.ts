@@ -335,11 +335,16 @@ export async function putObject(store: Store, key: string, body: Buffer, content
   return { size: body.length, etag: unquote(put.ETag), contentType };
 }
 
-/** Streamed bodies cannot be sent twice: their own client makes one attempt. */
+/**
+ * Streamed bodies cannot be sent twice: their own client makes one attempt. Its failures are answered
+ * to the caller; the SDK's console warning for each ("a non-retryable streaming request") is not wanted.
+ */
 const streamClients = new WeakMap<Store, S3Client>();
+const noop = () => {};
+const quietLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: noop };
 function streamClient(store: Store): S3Client {
   let client = streamClients.get(store);
-  if (!client) streamClients.set(store, (client = new S3Client({ ...clientConfig(store.config), maxAttempts: 1 })));
+  if (!client) streamClients.set(store, (client = new S3Client({ ...clientConfig(store.config), maxAttempts: 1, logger: quietLogger })));
   return client;
 }
 

@@ -33,7 +33,7 @@ export async function storeStream(store: Store, key: string, file: FileStream, c
   const { maxFileSize, timeoutMs } = store.config;
   const controller = new AbortController();
   const progress: Progress = {};
-  const source = checkedChunks(file, maxFileSize, progress);
+  const source = checkedChunks(file, maxFileSize, progress, file.contentLength);
   // The store must keep taking bytes, and answer within timeoutMs of the last one; the client's own
   // pace is bounded by the host's body timeouts.
   const watchdog = setInterval(() => {
@@ -59,21 +59,26 @@ export async function storeStream(store: Store, key: string, file: FileStream, c
   }
 }
 
-/** The body's chunks, counted against MAX_FILE_SIZE; a body that fails is a StorageError, never a half file. */
-async function* checkedChunks(file: FileStream, maxFileSize: number, progress: Progress): AsyncGenerator<Buffer> {
+/**
+ * The body's chunks, counted against MAX_FILE_SIZE and the declared length; a body that fails or
+ * does not match its length is a StorageError, never a half file.
+ */
+async function* checkedChunks(file: FileStream, maxFileSize: number, progress: Progress, declared: number | undefined): AsyncGenerator<Buffer> {
+  const short = () => invalidArgument('file: the request body ended before all of it arrived; nothing was stored');
   let size = 0;
   try {
     for await (const chunk of file as AsyncIterable<Buffer>) {
       size += chunk.length;
       if (size > maxFileSize) throw new StorageError('payload_too_large', `file is over the limit of ${maxFileSize} bytes`);
+      if (declared !== undefined && size > declared) throw invalidArgument('file: the request body is longer than its Content-Length');
       progress.waitingForStoreSince = performance.now();
       yield chunk;
       progress.waitingForStoreSince = undefined;
     }
   } catch (err) {
-    if (err instanceof StorageError) throw err;
-    throw invalidArgument('file: the request body ended before all of it arrived; nothing was stored');
+    throw err instanceof StorageError ? err : short();
   }
+  if (declared !== undefined && size !== declared) throw short();
   progress.endedAt = performance.now();
 }
 
