@@ -62,7 +62,7 @@ function upload(name: string, framing: Record<string, string | number>, size = S
   });
 }
 
-test.each([
+test.each<[string, Record<string, string | number>]>([
   ['with Content-Length', { 'content-length': SIZE }],
   ['chunked', { 'transfer-encoding': 'chunked' }],
 ])('200 MiB %s: stored whole, host RSS growth < 64 MiB', async (label, framing) => {
