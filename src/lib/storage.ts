@@ -387,6 +387,34 @@ export async function listObjects(
   return { files, truncated: Boolean(out.IsTruncated) };
 }
 
+/**
+ * The keys under `prefix` from just after `startAfter` (S3's order: UTF-8 bytes), page by page until a
+ * page reaches `until` or `maxPages` have been read. Every key under the prefix after `startAfter` and
+ * up to `listedUpTo` was listed; `complete`: the listing ran to its end (so up to any key).
+ */
+export async function listKeyRange(
+  store: Store,
+  opts: { prefix: string; startAfter?: string; until: string; maxPages: number },
+): Promise<{ keys: Set<string>; complete: boolean; listedUpTo?: string }> {
+  await ensureBucket(store);
+  const keys = new Set<string>();
+  const until = Buffer.from(opts.until);
+  let ContinuationToken: string | undefined;
+  let listedUpTo: string | undefined;
+  for (let page = 0; page < opts.maxPages; page++) {
+    const input = { Bucket: store.config.bucket, Prefix: opts.prefix || undefined, StartAfter: opts.startAfter, ContinuationToken, MaxKeys: 1000 };
+    const out = await send(store, (c, o) => c.send(new ListObjectsV2Command(input), o));
+    for (const o of out.Contents ?? []) {
+      // Defence in depth, as in listObjects: only keys under the prefix count.
+      if (typeof o.Key === 'string' && o.Key.startsWith(opts.prefix)) keys.add((listedUpTo = o.Key));
+    }
+    if (!out.IsTruncated) return { keys, complete: true };
+    if (!out.NextContinuationToken || (listedUpTo !== undefined && Buffer.compare(Buffer.from(listedUpTo), until) >= 0)) break;
+    ContinuationToken = out.NextContinuationToken;
+  }
+  return { keys, complete: false, listedUpTo };
+}
+
 export async function deleteObject(store: Store, key: string): Promise<void> {
   await ensureBucket(store);
   await send(store, (c, o) => c.send(new DeleteObjectCommand({ Bucket: store.config.bucket, Key: key }), o));
