@@ -70,3 +70,13 @@ test('1000 keys of one folder: the answer equals a HEAD per key', async () => {
   const asked = Array.from({ length: 1000 }, (_, i) => `big/f${String(i * 2).padStart(5, '0')}.txt`);
   expectExact(asked, await check(asked));
 });
+
+test('a store that refuses or does not answer the listing fails the call (503), naming no secret', async () => {
+  const asked = ['big/f00000.txt', 'big/f00001.txt', 'big/f00002.txt'];
+  const wrongSecret = { ...store.config, AWS_SECRET_ACCESS_KEY: `${store.config.AWS_SECRET_ACCESS_KEY}x` };
+  const refused = await invoke(makeLinks, { admin: true, config: wrongSecret, args: { fileNames: asked, check: true } });
+  expect(refused).toMatchObject({ status: 503, body: { code: 'storage_unavailable' } });
+  expect(JSON.stringify(refused.body)).not.toContain(store.config.AWS_SECRET_ACCESS_KEY);
+  const down = { ...store.config, AWS_S3_ENDPOINT: 'http://127.0.0.1:9', AWS_S3_TIMEOUT_MS: '1000' };
+  expect(await invoke(makeLinks, { admin: true, config: down, args: { fileNames: asked, check: true } })).toMatchObject({ status: 503, body: { code: 'storage_unavailable' } });
+});
