@@ -14,7 +14,9 @@
  *      loop of the same sizes (scripts/bench/store.bench.ts);
  *   6. multipart: 256 MiB through the client's part links vs @aws-sdk/lib-storage Upload to the same store,
  *      links for 10,000 parts vs a getSignedUrl(UploadPartCommand) loop, the client's RSS growth while
- *      it uploads from a file vs the file's size (scripts/bench/multipart.bench.ts).
+ *      it uploads from a file vs the file's size (scripts/bench/multipart.bench.ts);
+ *   7. uploads against the peer: raw-body user-upload of 1 and 8 MiB (one at a time, 8 at once) and base64
+ *      user-upload of 8 MiB vs a direct PutObject, make-links check vs without (scripts/bench/uploads.bench.ts).
  *
  * Prints one table (figure, value, baseline, ratio, target, pass/fail) and writes bench-results/bench.json.
  * Options: --quick (shorter rounds, one 3 s load each), --duration <s> (autocannon seconds per round, default 5;
@@ -32,6 +34,7 @@ import { startHost, type StartedHost } from '../../test/support/host';
 import { benchPresign, formatPresignTable, presignBenchKeys, type PresignBenchRow } from './presign.bench';
 import { benchStore, type StoreBenchRow } from './store.bench';
 import { benchMultipart, type MultipartBenchRow } from './multipart.bench';
+import { benchUploads, type UploadsBenchRow } from './uploads.bench';
 import {
   PROJECT_ROOT,
   loadAvg,
@@ -59,7 +62,7 @@ const LOAD_S = durIdx >= 0 ? Math.max(1, Math.min(60, Number(argv[durIdx + 1]) |
 const WARM_S = QUICK ? 1 : 2;
 const ROUNDS = QUICK ? 3 : 7;
 const HTTP_ROUNDS = QUICK ? 1 : 3;
-const RUN_LIMIT_MS = 8 * 60_000; // the whole run, whatever happens (section 6 adds up to ~90 s)
+const RUN_LIMIT_MS = 10 * 60_000; // the whole run, whatever happens (section 6 adds up to ~90 s, section 7 ~60 s)
 const MiB = 1024 * 1024;
 
 interface Row {
@@ -261,6 +264,15 @@ async function main(): Promise<void> {
     errors.multipart = String((err as Error)?.stack ?? err);
     log(`multipart: FAILED ${errors.multipart}`);
   }
+
+  // ---- 7: uploads against the peer (raw body, base64, make-links check) ----
+  let uploadsRows: UploadsBenchRow[] = [];
+  try {
+    uploadsRows = await benchUploads({ quick: QUICK, log });
+  } catch (err) {
+    errors.uploads = String((err as Error)?.stack ?? err);
+    log(`uploads: FAILED ${errors.uploads}`);
+  }
   loads.end = loadAvg();
 
   // ---- the table ----
@@ -305,6 +317,7 @@ async function main(): Promise<void> {
     rows.push(row(s.figure, s.storeOps, 'ops/s', s.fsOps, baselineName, s.target === null ? 'info' : `>= ${s.target}x`, s.target === null ? null : s.ratio >= s.target));
   }
   for (const m of multipartRows) rows.push(row(m.figure, m.value, m.unit, m.baseline, m.baselineName, m.target, m.pass));
+  for (const u of uploadsRows) rows.push(row(u.figure, u.value, u.unit, u.baseline, u.baselineName, u.target, u.pass));
   log('');
   log(`aws-storage bench (${handlerSource}; load: start ${loads.start} / end ${loads.end}; ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
   log(formatTable(rows));
@@ -326,6 +339,7 @@ async function main(): Promise<void> {
     uploads: uploads.map(({ answer: _a, ...u }) => u),
     store: storeRows,
     multipart: multipartRows,
+    uploadsAgainstPeer: uploadsRows,
     errors,
   };
   const dir = path.join(PROJECT_ROOT, 'bench-results');
