@@ -304,6 +304,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
       return { call: withRawBody(early, rawBody), caller: earlyCaller, rawBody };
     }
     const start = performance.now();
+    const shape = new BodyShape(limits.jsonMaxDepth, limits.jsonMaxKeys, mediaType(contentType) === 'application/x-www-form-urlencoded');
     const body = await readBody(req, {
       limit,
       overLimit,
@@ -311,13 +312,13 @@ export function createHostServer(deps: ServerDeps): HostServer {
       ticket: ex.ticket,
       idleTimeoutMs: limits.bodyIdleTimeoutMs,
       minBytesPerSecond: limits.minBodyBytesPerSecond,
-      shape: new BodyShape(limits.jsonMaxDepth, limits.jsonMaxKeys, mediaType(contentType) === 'application/x-www-form-urlencoded'),
+      shape,
       // `Expect: 100-continue`: the client waits for the 100 before it sends the body; it is sent only
       // now that the keys are checked and the body is wanted.
       sendContinue,
     });
     const read = performance.now();
-    const call = withBody(early, parseBody(body, contentType));
+    const call = withBody(early, parseBody(body, contentType, shape.longStrings));
     if (phases) {
       phases.read = read - start;
       phases.parse = performance.now() - read;
