@@ -128,7 +128,7 @@ export async function readFileLink(
 /** A folder with at least this many of the keys asked for is listed; other keys are looked up one by one. */
 const LIST_FROM = 3;
 const HEAD_CONCURRENCY = 16;
-const LIST_CONCURRENCY = 4;
+const LIST_CONCURRENCY = 8;
 
 /** Characters an XML listing cannot carry (outside XML 1.0's Char): such keys are looked up by HEAD. */
 const NOT_IN_XML = /[\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
