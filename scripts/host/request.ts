@@ -472,6 +472,13 @@ export function isRawUpload(req: IncomingMessage, takesFile: boolean): boolean {
   return req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
 }
 
+/** A raw body is never read to find a key in it: without one in a header or the query it is refused unread. */
+export function rawBodyWithoutKey(needsAdmin: boolean): HttpError {
+  return needsAdmin
+    ? new HttpError(403, 'forbidden', 'this needs the admin key in the X-API-KEY header (or api_key in the query): a file sent as the request body is not read without it')
+    : new HttpError(401, 'unauthorized', 'no key came in a header or the query: a file sent as the request body needs its key in the X-USER-KEY or X-API-KEY header (or user_key / api_key in the query)');
+}
+
 /** The call with its raw body as `file`: a `file` in the query is not the file. */
 export function withRawBody(early: CallInput, body: RawBody): CallInput {
   return { ...early, args: { ...early.args, file: body } };

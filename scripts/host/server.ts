@@ -16,6 +16,7 @@ import {
   collectCall,
   HttpError,
   isRawUpload,
+  rawBodyWithoutKey,
   mediaType,
   parseBody,
   RawBody,
@@ -299,7 +300,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
     const sendContinue = ex.expectsContinue ? () => ex.res.writeContinue() : undefined;
     if (isRawUpload(req, takesFile)) {
       // A raw body is streamed to the handler, so its key must have come before it: refused unread.
-      if (!known) throw overLimit();
+      if (!known) throw rawBodyWithoutKey(needsAdmin);
       const rawBody = new RawBody(req, { limit, overLimit, budget, ticket: ex.ticket, idleTimeoutMs: limits.bodyIdleTimeoutMs, minBytesPerSecond: limits.minBodyBytesPerSecond, sendContinue });
       return { call: withRawBody(early, rawBody), caller: earlyCaller, rawBody };
     }

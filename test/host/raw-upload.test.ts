@@ -162,8 +162,12 @@ describe('refused before the body is read', () => {
 
   test('no key in a header or the query: 401 (403 for admin-upload), unread', async () => {
     const big = { 'content-type': 'image/png', 'content-length': 5_000_000 };
-    expect((await refusedUnread('/aws-storage/user-upload/?name=a.png', big)).status).toBe(401);
-    expect((await refusedUnread('/aws-storage/admin-upload/?name=a.png', big)).status).toBe(403);
+    const user = await refusedUnread('/aws-storage/user-upload/?name=a.png', big);
+    expect([user.status, user.written]).toEqual([401, 0]);
+    expect(user.body.message).toMatch(/X-USER-KEY/);
+    const admin = await refusedUnread('/aws-storage/admin-upload/?name=a.png', big);
+    expect([admin.status, admin.written]).toEqual([403, 0]);
+    expect(admin.body.message).toMatch(/X-API-KEY/);
     const small = await post('/aws-storage/user-upload/?name=a.png', { 'content-type': 'image/png', 'content-length': 10 }, [Buffer.alloc(10)]);
     expect(small.status).toBe(401);
   });
