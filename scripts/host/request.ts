@@ -468,7 +468,8 @@ function metaHeaderName(name: string): string {
 export function isRawUpload(req: IncomingMessage, takesFile: boolean): boolean {
   if (!takesFile || req.method !== 'POST') return false;
   const type = mediaType(req.headers['content-type']);
-  if (type === '' || type === 'application/json' || type === 'application/x-www-form-urlencoded') return false;
+  // multipart/form-data is a form, not a file: it is refused as a body the host does not parse (400), as before
+  if (type === '' || type === 'application/json' || type === 'application/x-www-form-urlencoded' || type === 'multipart/form-data') return false;
   return req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
 }
 

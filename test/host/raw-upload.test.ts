@@ -153,6 +153,12 @@ describe('stored exactly', () => {
   test('JSON and form bodies are still read as arguments', async () => {
     const json = await post('/aws-storage/user-upload/', userHeaders('application/json'), [Buffer.from(JSON.stringify({ name: 'j.txt', file: 'aGk=', contentType: 'text/plain' }))]);
     expect(json.body).toMatchObject({ key: `${alice.id}/j.txt`, size: 2 });
+    const form = await post('/aws-storage/user-upload/?name=f.txt', userHeaders('application/x-www-form-urlencoded'), [Buffer.from('file=aGk%3D&contentType=text/plain')]);
+    expect(form.body).toMatchObject({ key: `${alice.id}/f.txt`, size: 2 });
+    // a multipart form is not the file: refused as before, nothing stored
+    const multipart = await post('/aws-storage/user-upload/?name=m.txt', userHeaders('multipart/form-data; boundary=x'), [Buffer.from('--x\r\nContent-Disposition: form-data; name="file"\r\n\r\nhi\r\n--x--\r\n')]);
+    expect(multipart.status).toBe(400);
+    expect(await store.keys()).not.toContain(`${alice.id}/m.txt`);
   });
 });
 
