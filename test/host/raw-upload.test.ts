@@ -233,6 +233,21 @@ describe('nothing written on any failure', () => {
     expect((await store.keys()).filter((k) => k.includes('slow/'))).toEqual([]);
   });
 
+  test('the handler timeout counts from the end of a streamed body: a slow but steady upload is stored', async () => {
+    const quick = await startHost({ env: { ...store.config, HANDLER_TIMEOUT_MS: '500' } });
+    try {
+      const carol = await quick.addUser('carol');
+      const bytes = randomBytes(2 * 1024 * 1024);
+      const started = Date.now();
+      const r = await post('/aws-storage/user-upload/?name=steady.bin', { 'content-type': 'image/png', 'x-user-key': carol.user_key, 'content-length': bytes.length }, split(bytes, 256 * 1024), { pauseMs: 250, url: quick.url });
+      expect(Date.now() - started).toBeGreaterThan(1_500); // three times the handler timeout
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({ size: bytes.length, etag: md5(bytes) });
+    } finally {
+      await quick.stop();
+    }
+  });
+
   test('the store down: 503 storage_unavailable, nothing kept', async () => {
     const port = await freePort();
     const dead = await startHost({ env: { ...store.config, AWS_S3_ENDPOINT: `http://127.0.0.1:${port}`, AWS_S3_TIMEOUT_MS: '1000' } });
