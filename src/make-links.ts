@@ -4,15 +4,14 @@ import { DEFAULT_MAKE_LINKS_EXPIRE } from './lib/config';
 import { toStorageError } from './lib/errors';
 import { endpoint } from './lib/handler';
 import { adminKey } from './lib/names';
-import { downloadDisposition, linkExpiry } from './lib/operations';
-import { ensureBucket, headObject, mapLimit, readUrl } from './lib/storage';
+import { downloadDisposition, findKeys, linkExpiry } from './lib/operations';
+import { ensureBucket, readUrl } from './lib/storage';
 
 const MAX_KEYS = 1000;
 const MAX_ECHO = 1024;
 
 /** An invalid key is answered as given, but a huge one only by its start. */
 const echo = (name: unknown) => (typeof name === 'string' && name.length > MAX_ECHO ? `${name.slice(0, MAX_ECHO)}…` : name);
-const CHECK_CONCURRENCY = 16;
 
 export default endpoint({
   access: 'admin',
@@ -30,22 +29,11 @@ export default endpoint({
       }
     }
     await ensureBucket(store);
-    const found = args.check
-      ? await mapLimit(valid, CHECK_CONCURRENCY, (key) =>
-          headObject(store, key).then(
-            () => true,
-            (err) => {
-              const error = toStorageError(err);
-              if (error.code !== 'not_found') throw error; // a failing store fails the call, not one key
-              errors.push({ name: key, message: error.message });
-              return false;
-            },
-          ),
-        )
-      : undefined;
+    // A failing store fails the call (503), not one key.
+    const found = args.check ? await findKeys(store, valid) : undefined;
     valid.forEach((key, i) => {
-      if (found && !found[i]) return;
-      files[key] = readUrl(store, key, expiresIn, downloadDisposition(key, args.download));
+      if (found && !found[i]) errors.push({ name: key, message: `file not found: ${key}` });
+      else files[key] = readUrl(store, key, expiresIn, downloadDisposition(key, args.download));
     });
     return { body: { files, errors } };
   },

@@ -20,6 +20,8 @@
  *      under a 32-connection user-upload-link load (scripts/bench/host-cost.ts);
  *   8. the host's CPU time per request under a fixed-rate load, over a no-op socket and with
  *      user-upload-link, vs a bare node:http server (scripts/bench/cpu.bench.ts).
+ *   9. uploads against the peer: raw-body user-upload of 1 and 8 MiB (one at a time, 8 at once) and base64
+ *      user-upload of 8 MiB vs a direct PutObject, make-links check vs without (scripts/bench/uploads.bench.ts).
  *
  * Prints one table (figure, value, baseline, ratio, target, pass/fail) and writes bench-results/bench.json.
  * Options: --quick (shorter rounds, one 3 s load each), --duration <s> (autocannon seconds per round, default 5;
@@ -40,6 +42,7 @@ import { benchMultipart, type MultipartBenchRow } from './multipart.bench';
 import { measureLookups, startBenchPostgres, type LookupFigures } from './postgres';
 import { benchCpu, startNoopHost, type CpuBenchRow, type CpuMeasure } from './cpu.bench';
 import { measureHostCost, type HostCost } from './host-cost';
+import { benchUploads, type UploadsBenchRow } from './uploads.bench';
 import {
   PROJECT_ROOT,
   loadAvg,
@@ -67,7 +70,7 @@ const LOAD_S = durIdx >= 0 ? Math.max(1, Math.min(60, Number(argv[durIdx + 1]) |
 const WARM_S = QUICK ? 1 : 2;
 const ROUNDS = QUICK ? 3 : 7;
 const HTTP_ROUNDS = QUICK ? 1 : 3;
-const RUN_LIMIT_MS = 12 * 60_000; // the whole run, whatever happens (section 6 adds up to ~90 s, 7 and 8 ~2 min, PostgreSQL ~25 s)
+const RUN_LIMIT_MS = 14 * 60_000; // the whole run, whatever happens (section 6 ~90 s, 7 and 8 ~2 min, 9 ~60 s, PostgreSQL ~25 s)
 const MiB = 1024 * 1024;
 
 interface Row {
@@ -352,6 +355,15 @@ async function main(): Promise<void> {
     errors.cpu = String((err as Error)?.stack ?? err);
     log(`cpu: FAILED ${errors.cpu}`);
   }
+
+  // ---- 9: uploads against the peer (raw body, base64, make-links check) ----
+  let uploadsRows: UploadsBenchRow[] = [];
+  try {
+    uploadsRows = await benchUploads({ quick: QUICK, log });
+  } catch (err) {
+    errors.uploads = String((err as Error)?.stack ?? err);
+    log(`uploads: FAILED ${errors.uploads}`);
+  }
   loads.end = loadAvg();
 
   // ---- the table ----
@@ -417,6 +429,7 @@ async function main(): Promise<void> {
     rows.push(row(`host peak RSS, 32 conns user-upload-link (worst)`, worst((c) => c.peakRssMiB), 'MiB', 200, 'target MiB', '<= 200 MB', worst((c) => c.peakRssMiB) * 1.048576 <= 200));
   }
   for (const c of cpuRows) rows.push({ ...row(c.figure, c.value, c.unit, c.baseline, c.baselineName, c.target, c.pass), ratio: c.ratio });
+  for (const u of uploadsRows) rows.push(row(u.figure, u.value, u.unit, u.baseline, u.baselineName, u.target, u.pass));
   log('');
   log(`aws-storage bench (${handlerSource}; load: start ${loads.start} / end ${loads.end}; ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
   log(formatTable(rows));
@@ -440,6 +453,7 @@ async function main(): Promise<void> {
     multipart: multipartRows,
     hostCost: costs,
     cpu: cpuMeasures,
+    uploadsAgainstPeer: uploadsRows,
     errors,
   };
   const dir = path.join(PROJECT_ROOT, 'bench-results');

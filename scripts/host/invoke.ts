@@ -49,6 +49,8 @@ export interface InvokeOptions {
   /** how long to keep waiting for setResponse after the handler resolved without answering */
   graceMs: number;
   onError?: (err: unknown) => void;
+  /** true while a streamed body is still arriving: the timeout waits for it (its own timeouts bound it) */
+  stillReceiving?: () => boolean;
 }
 
 /**
@@ -70,7 +72,13 @@ export function invokeHandler(
       resolve(a);
     };
     const internal = () => errorAnswer(500, 'internal', 'the endpoint failed');
-    timers.push(setTimeout(() => finish(errorAnswer(504, 'timeout', 'the endpoint did not answer in time')), opts.timeoutMs));
+    const timeUp = () => {
+      // Time up while a streamed body is still arriving: the full time again once it has arrived.
+      if (!opts.stillReceiving?.()) return finish(errorAnswer(504, 'timeout', 'the endpoint did not answer in time'));
+      const waitForBody = () => timers.push(setTimeout(opts.stillReceiving?.() ? waitForBody : () => timers.push(setTimeout(timeUp, opts.timeoutMs)), 250));
+      waitForBody();
+    };
+    timers.push(setTimeout(timeUp, opts.timeoutMs));
     const fullCtx = {
       args: ctx.args,
       meta: ctx.meta,

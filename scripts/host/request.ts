@@ -1,6 +1,8 @@
 // Request → arguments and keys: query string + JSON or form body (the body wins), keys taken out of args.
 import { isAscii } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
 
 /**
  * An answer the host gives itself (401, 413, 503, …). No stack trace is captured: these are answers,
@@ -180,6 +182,15 @@ export class BodyShape {
   private fields = 1;
   /** arrays[d]: whether the container at depth d is an array */
   private readonly arrays: boolean[] = [];
+  /** where this chunk starts in the body, and where the string being read began; whether it has an escape */
+  private offset = 0;
+  private stringStart = 0;
+  private stringEscaped = false;
+  /**
+   * [start, end) in the body of strings of LONG_STRING bytes or more without an escape (a base64 file):
+   * parseBody takes them as they are instead of through JSON.parse.
+   */
+  readonly longStrings: Array<[number, number]> = [];
 
   constructor(
     private readonly maxDepth: number,
@@ -190,6 +201,12 @@ export class BodyShape {
 
   /** undefined while within the bounds; else why not */
   feed(c: Buffer): string | undefined {
+    const problem = this.scan(c);
+    this.offset += c.length;
+    return problem;
+  }
+
+  private scan(c: Buffer): string | undefined {
     if (this.form) {
       for (let at = c.indexOf(0x26); at !== -1; at = c.indexOf(0x26, at + 1)) {
         if (++this.fields > this.maxKeys) return `request body has more than ${this.maxKeys} form fields`;
@@ -218,12 +235,14 @@ export class BodyShape {
         if (quote !== -1 && quote < i) quote = c.indexOf(0x22, i);
         if (slash !== -1 && slash < i) slash = c.indexOf(0x5c, i);
         if (slash !== -1 && (quote === -1 || slash < quote)) {
-          this.escaped = true;
+          this.escaped = this.stringEscaped = true;
           i = slash + 1;
         } else if (quote === -1) {
           return undefined;
         } else {
           this.inString = false;
+          const end = this.offset + quote;
+          if (!this.stringEscaped && end - this.stringStart >= LONG_STRING && this.longStrings.length < MAX_LONG_STRINGS) this.longStrings.push([this.stringStart, end]);
           i = quote + 1;
         }
         continue;
@@ -231,6 +250,8 @@ export class BodyShape {
       const b = c[i++];
       if (b === 0x22) {
         this.inString = true;
+        this.stringStart = this.offset + i;
+        this.stringEscaped = false;
       } else if (b === 0x7b || b === 0x5b) {
         if (++this.depth > this.maxDepth) return `request body nests deeper than ${this.maxDepth} levels`;
         this.arrays[this.depth] = b === 0x5b;
@@ -243,6 +264,10 @@ export class BodyShape {
     return undefined;
   }
 }
+
+/** A JSON string this long without an escape is taken from the body as it is (see parseBody). */
+const LONG_STRING = 64 * 1024;
+const MAX_LONG_STRINGS = 8;
 
 type Args = Record<string, unknown>;
 
@@ -263,25 +288,72 @@ function looksLikeJsonObject(text: string): boolean {
   return trimmed.startsWith('{') && trimmed.endsWith('}');
 }
 
-export function parseBody(body: Buffer, contentType: string | undefined): Args {
+export function parseBody(body: Buffer, contentType: string | undefined, longStrings: ReadonlyArray<[number, number]> = []): Args {
   if (body.length === 0) return {};
   const type = mediaType(contentType);
   // For ASCII (every base64 upload) latin1 gives the same text without UTF-8 decoding, and for a large
   // body Node keeps it outside the JS heap, where it is freed sooner.
-  const text = isAscii(body) ? body.toString('latin1') : body.toString('utf8');
+  const ascii = isAscii(body);
+  const decode = (start = 0, end = body.length) => (body.toString(ascii ? 'latin1' : 'utf8', start, end));
+  if (longStrings.length > 0 && type !== 'application/x-www-form-urlencoded') {
+    const args = parseAroundLongStrings(body, longStrings, decode);
+    if (args) return args;
+  }
+  const text = decode();
   // `curl -d '{...}'` sends JSON labelled as a form: a body that is plainly a JSON object is read as JSON.
   if (type === 'application/x-www-form-urlencoded' && !looksLikeJsonObject(text)) return fromSearchParams(new URLSearchParams(text));
-  let value: unknown;
+  return asArgs(parseJson(text));
+}
+
+function parseJson(text: string): unknown {
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text);
   } catch {
     if (text.trim() === '') return {};
     throw new HttpError(400, 'invalid_argument', 'request body is not valid JSON (send JSON or a form)');
   }
+}
+
+function asArgs(value: unknown): Args {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new HttpError(400, 'invalid_argument', 'request body must be a JSON object');
   }
   return value as Args;
+}
+
+/**
+ * JSON.parse of a base64 upload spends most of its time on the one huge string (scanning it for
+ * escapes and copying it: ~25 ms for 8 MiB). A string BodyShape saw without an escape is its bytes as
+ * they are, so it is cut out: the rest is parsed with a placeholder in its place (a per-call random
+ * one), and the placeholder, where it is a top-level value, becomes the bytes as a string. Anything
+ * else (a long key, a long string inside an array, a raw line break JSON would refuse) is undefined:
+ * the caller parses the whole body as before.
+ */
+function parseAroundLongStrings(body: Buffer, spans: ReadonlyArray<[number, number]>, decode: (start?: number, end?: number) => string): Args | undefined {
+  const nonce = `\\u0000${randomBytes(9).toString('base64')}:`; // JSON text for a string no JSON caller would send
+  const parsedNonce = JSON.parse(`"${nonce}"`) as string;
+  const pieces: string[] = [];
+  let at = 0;
+  for (let i = 0; i < spans.length; i++) {
+    const [start, end] = spans[i];
+    const span = body.subarray(start, end);
+    // Raw line breaks and tabs are not JSON (and a base64 decoder would skip them): the whole parse refuses
+    // them. Other control characters are rarer than a scan for each is worth; in `file` they are bad base64 (400).
+    if (span.indexOf(0x0a) !== -1 || span.indexOf(0x0d) !== -1 || span.indexOf(0x09) !== -1) return undefined;
+    pieces.push(decode(at, start), nonce, String(i));
+    at = end;
+  }
+  pieces.push(decode(at));
+  const args = asArgs(parseJson(pieces.join('')));
+  let restored = 0;
+  for (const [name, value] of Object.entries(args)) {
+    if (typeof value !== 'string' || !value.startsWith(parsedNonce)) continue;
+    const span = spans[Number(value.slice(parsedNonce.length))];
+    if (!span) return undefined;
+    args[name] = decode(span[0], span[1]);
+    restored++;
+  }
+  return restored === spans.length ? args : undefined;
 }
 
 /** "Application/JSON; charset=utf-8" → "application/json" */
@@ -386,4 +458,157 @@ function metaHeaderName(name: string): string {
     if (metaNames.size < 1000) metaNames.set(name, meta);
   }
   return meta;
+}
+
+/**
+ * A call whose body is the file itself (`curl --data-binary @photo.png -H 'Content-Type: image/png'`):
+ * a POST to an endpoint that declares a `file` parameter, with a body that is neither JSON nor a form.
+ * Such a body is never parsed; the handler gets it as a stream in `args.file`.
+ */
+export function isRawUpload(req: IncomingMessage, takesFile: boolean): boolean {
+  if (!takesFile || req.method !== 'POST') return false;
+  const type = mediaType(req.headers['content-type']);
+  // multipart/form-data is a form, not a file: it is refused as a body the host does not parse (400), as before
+  if (type === '' || type === 'application/json' || type === 'application/x-www-form-urlencoded' || type === 'multipart/form-data') return false;
+  return req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+}
+
+/** A raw body is never read to find a key in it: without one in a header or the query it is refused unread. */
+export function rawBodyWithoutKey(needsAdmin: boolean): HttpError {
+  return needsAdmin
+    ? new HttpError(403, 'forbidden', 'this needs the admin key in the X-API-KEY header (or api_key in the query): a file sent as the request body is not read without it')
+    : new HttpError(401, 'unauthorized', 'no key came in a header or the query: a file sent as the request body needs its key in the X-USER-KEY or X-API-KEY header (or user_key / api_key in the query)');
+}
+
+/** The call with its raw body as `file`: a `file` in the query is not the file. */
+export function withRawBody(early: CallInput, body: RawBody): CallInput {
+  return { ...early, args: { ...early.args, file: body } };
+}
+
+/** What a streamed body holds of the in-flight budget at most: its share is bounded by what the handler buffers (one part). */
+export const RAW_BODY_HOLD = 8 * 1024 * 1024;
+
+export interface RawBodyOptions {
+  limit: number;
+  overLimit: () => HttpError;
+  budget: BodyBudget;
+  ticket: BodyTicket;
+  idleTimeoutMs: number;
+  minBytesPerSecond: number;
+  sendContinue?: () => void;
+}
+
+/**
+ * A raw upload's body as the handler reads it, under the bounds readBody keeps: the byte limit, the
+ * idle and slow-body timeouts (408), ClientGone when the client leaves first. The timeouts count only
+ * while the handler wants bytes: a store that is slow to take them is not the client's fault.
+ * `Expect: 100-continue` is answered when the handler first reads, so a call refused before (415,
+ * 400, 413 by Content-Length) never makes the client send its body. `failure` is why the host ended it.
+ */
+export class RawBody extends Readable {
+  /** the request's Content-Type, as sent */
+  readonly contentType: string | undefined;
+  /** the declared Content-Length; undefined for a chunked body */
+  readonly contentLength: number | undefined;
+  failure?: Error;
+  private received = 0;
+  private wanting = false;
+  private continued = false;
+  private lastData = 0;
+  private activeMs = 0;
+  private activeSince = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly o: RawBodyOptions,
+  ) {
+    super({ highWaterMark: 256 * 1024 });
+    this.contentType = req.headers['content-type'];
+    const declared = req.headers['content-length'];
+    this.contentLength = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : undefined;
+    if (this.contentLength !== undefined && this.contentLength > o.limit) throw o.overLimit();
+    const hold = Math.min(this.contentLength ?? RAW_BODY_HOLD, RAW_BODY_HOLD);
+    if (!o.budget.take(hold)) throw busyError(`the host holds as many request bodies as it may (${o.budget.max} bytes); try again shortly`);
+    o.ticket.bytes += hold;
+    req.pause();
+    req.on('data', this.onData);
+    req.on('end', this.onEnd);
+    req.on('error', this.onGone);
+    req.on('close', this.onGone);
+  }
+
+  /** Being read by the handler, bytes still coming (within the idle timeout): a call still busy with its body. */
+  get receiving(): boolean {
+    return this.continued && !this.destroyed && !this.readableEnded && performance.now() - this.lastData < this.o.idleTimeoutMs;
+  }
+
+  _read(): void {
+    if (!this.continued) {
+      this.continued = true;
+      this.o.sendContinue?.();
+      this.timer = setInterval(this.check, Math.max(50, Math.min(1_000, Math.floor(this.o.idleTimeoutMs / 4))));
+    }
+    if (!this.wanting) {
+      this.wanting = true;
+      this.activeSince = this.lastData = performance.now();
+    }
+    this.req.resume();
+  }
+
+  private readonly onData = (c: Buffer) => {
+    this.lastData = performance.now();
+    this.received += c.length;
+    if (this.received > this.o.limit) return this.fail(this.o.overLimit());
+    if (!this.push(c)) {
+      this.req.pause();
+      this.pauseClock();
+    }
+  };
+
+  private readonly onEnd = () => {
+    this.detach();
+    this.push(null);
+  };
+
+  private readonly onGone = () => {
+    if (!this.req.complete) this.fail(new ClientGone());
+  };
+
+  private pauseClock(): void {
+    if (!this.wanting) return;
+    this.wanting = false;
+    this.activeMs += performance.now() - this.activeSince;
+  }
+
+  private readonly check = () => {
+    if (!this.wanting) return;
+    const now = performance.now();
+    const active = this.activeMs + (now - this.activeSince);
+    if (now - this.lastData >= this.o.idleTimeoutMs) {
+      this.fail(new HttpError(408, 'request_timeout', `no request body bytes for ${this.o.idleTimeoutMs} ms`));
+    } else if (active >= this.o.idleTimeoutMs && this.received < (active / 1000) * this.o.minBytesPerSecond) {
+      this.fail(new HttpError(408, 'request_timeout', `the request body came slower than ${this.o.minBytesPerSecond} bytes a second`));
+    }
+  };
+
+  private fail(err: Error): void {
+    if (this.failure || this.readableEnded) return;
+    this.failure = err;
+    this.destroy(err);
+  }
+
+  private detach(): void {
+    clearInterval(this.timer);
+    this.req.off('data', this.onData);
+    this.req.off('end', this.onEnd);
+    this.req.off('error', this.onGone);
+    this.req.off('close', this.onGone);
+  }
+
+  _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.detach();
+    this.req.pause(); // the rest is not read: the host answers with Connection: close
+    callback(err);
+  }
 }

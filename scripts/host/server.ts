@@ -15,11 +15,15 @@ import {
   ClientGone,
   collectCall,
   HttpError,
+  isRawUpload,
+  rawBodyWithoutKey,
   mediaType,
   parseBody,
+  RawBody,
   readBody,
   requestMeta,
   withBody,
+  withRawBody,
 } from './request';
 import type { LoadedSocket } from './socket';
 import { handleOwnPassword, handleSignIn, handleSignUp, type AuthRouteDeps } from './auth-routes';
@@ -295,7 +299,13 @@ export function createHostServer(deps: ServerDeps): HostServer {
    * such a call could only ever end 401 (403 where the admin key is needed). The keys the body brings
    * are then checked with the others (they must agree).
    */
-  async function admitCall(req: http.IncomingMessage, url: URL, needsAdmin: boolean, phases?: Phases): Promise<{ call: CallInput; caller: Caller }> {
+  async function admitCall(
+    req: http.IncomingMessage,
+    url: URL,
+    needsAdmin: boolean,
+    phases?: Phases,
+    takesFile = false,
+  ): Promise<{ call: CallInput; caller: Caller; rawBody?: RawBody }> {
     const early = collectCall(req, url.search ? url.searchParams : undefined);
     const earlyCaller = await authenticate(early);
     const known = needsAdmin ? earlyCaller.admin : earlyCaller.admin || earlyCaller.user !== undefined;
@@ -307,7 +317,15 @@ export function createHostServer(deps: ServerDeps): HostServer {
         : () => new HttpError(401, 'unauthorized', `no key came in a header or the query; a request body over ${limit} bytes must bring its key in the X-USER-KEY or X-API-KEY header (or user_key / api_key in the query)`);
     const contentType = req.headers['content-type'];
     const ex = exchanges.get(req)!;
+    const sendContinue = ex.expectsContinue ? () => ex.res.writeContinue() : undefined;
+    if (isRawUpload(req, takesFile)) {
+      // A raw body is streamed to the handler, so its key must have come before it: refused unread.
+      if (!known) throw rawBodyWithoutKey(needsAdmin);
+      const rawBody = new RawBody(req, { limit, overLimit, budget, ticket: ex.ticket, idleTimeoutMs: limits.bodyIdleTimeoutMs, minBytesPerSecond: limits.minBodyBytesPerSecond, sendContinue });
+      return { call: withRawBody(early, rawBody), caller: earlyCaller, rawBody };
+    }
     const start = performance.now();
+    const shape = new BodyShape(limits.jsonMaxDepth, limits.jsonMaxKeys, mediaType(contentType) === 'application/x-www-form-urlencoded');
     const body = await readBody(req, {
       limit,
       overLimit,
@@ -315,13 +333,13 @@ export function createHostServer(deps: ServerDeps): HostServer {
       ticket: ex.ticket,
       idleTimeoutMs: limits.bodyIdleTimeoutMs,
       minBytesPerSecond: limits.minBodyBytesPerSecond,
-      shape: new BodyShape(limits.jsonMaxDepth, limits.jsonMaxKeys, mediaType(contentType) === 'application/x-www-form-urlencoded'),
+      shape,
       // `Expect: 100-continue`: the client waits for the 100 before it sends the body; it is sent only
       // now that the keys are checked and the body is wanted.
-      sendContinue: ex.expectsContinue ? () => ex.res.writeContinue() : undefined,
+      sendContinue,
     });
     const read = performance.now();
-    const call = withBody(early, parseBody(body, contentType));
+    const call = withBody(early, parseBody(body, contentType, shape.longStrings));
     if (phases) {
       phases.read = read - start;
       phases.parse = performance.now() - read;
@@ -334,18 +352,32 @@ export function createHostServer(deps: ServerDeps): HostServer {
   async function handleEndpoint(req: http.IncomingMessage, url: URL, endpoint: string): Promise<HandlerAnswer> {
     const phases: Phases = { read: 0, parse: 0 };
     const ep = deps.socket.endpoints.get(endpoint)!;
-    const { call, caller } = await admitCall(req, url, ep.metadata.private === true, phases);
+    const takesFile = typeof ep.metadata.parameters === 'object' && ep.metadata.parameters !== null && 'file' in ep.metadata.parameters;
+    const { call, caller, rawBody } = await admitCall(req, url, ep.metadata.private === true, phases, takesFile);
     if (ep.metadata.private === true && !caller.admin) {
       return errorAnswer(403, 'forbidden', `${socketName}/${endpoint} is private: it needs the admin key`);
     }
     const handlerStart = performance.now();
-    const answer = await runEndpoint(req, url, endpoint, call.args, caller, call.methodOverride ?? req.method ?? 'GET');
+    const answer = await runEndpoint(req, url, endpoint, call.args, caller, call.methodOverride ?? req.method ?? 'GET', rawBody);
+    if (rawBody) {
+      // Where the host ended the body (408, the client gone), its answer is the host's, not the handler's.
+      rawBody.destroy();
+      if (rawBody.failure) throw rawBody.failure;
+    }
     answer.headers['Server-Timing'] ??= serverTiming(phases, performance.now() - handlerStart);
     return answer;
   }
 
   /** One call of one of the socket's handlers, with ctx as the platform built it: for a caller, or the host itself. */
-  function runEndpoint(req: http.IncomingMessage, url: URL, endpoint: string, args: Record<string, unknown>, caller: Caller, method: string): Promise<HandlerAnswer> {
+  function runEndpoint(
+    req: http.IncomingMessage,
+    url: URL,
+    endpoint: string,
+    args: Record<string, unknown>,
+    caller: Caller,
+    method: string,
+    rawBody?: RawBody,
+  ): Promise<HandlerAnswer> {
     const ep = deps.socket.endpoints.get(endpoint);
     if (!ep) return Promise.resolve(errorAnswer(500, 'not_configured', `the socket has no ${endpoint} endpoint`));
     const { user, admin } = caller;
@@ -365,6 +397,8 @@ export function createHostServer(deps: ServerDeps): HostServer {
       timeoutMs: deps.handlerTimeoutMs,
       graceMs: deps.handlerGraceMs,
       onError: (err) => log(`error in ${socketName}/${endpoint}: ${(err as Error)?.stack ?? String(err)}`),
+      // a streamed body's time is bounded by the body's own timeouts, not the handler's
+      stillReceiving: rawBody && (() => rawBody.receiving),
     });
   }
 
@@ -603,7 +637,8 @@ export function createHostServer(deps: ServerDeps): HostServer {
       return;
     }
     dispatch(req, url).then(
-      (a) => send(res, a),
+      // a handler that answered before it read all of a streamed body (415, 413, 503): close, as for a refusal
+      (a) => refuse(req, res, a, true),
       (failure) => {
         if (failure instanceof ClientGone) return; // nobody to answer; the access line says 499
         const err = failure instanceof UserStoreUnavailableError

@@ -1,4 +1,5 @@
 /** The argument shapes the endpoints share (zod). Query-string callers send every value as a string. */
+import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { MAX_EXPIRE } from './config';
 
@@ -8,8 +9,20 @@ const fromQueryBoolean = (v: unknown) => (v === 'true' ? true : v === 'false' ? 
 /** A name is checked by the name rules (names.ts) where the key is built; here only its type. */
 export const name = z.string({ error: 'must be a string' });
 
-/** A base64 upload's bytes (or a base64 data: URL); decoded and checked in operations.ts. */
-export const file = z.string({ error: 'must be a base64 string' });
+/**
+ * A raw upload's body as the standalone host hands it over: a stream with the request's Content-Type
+ * and Content-Length (undefined when chunked). JSON and forms cannot make one.
+ */
+export interface FileStream extends Readable {
+  readonly contentType?: string;
+  readonly contentLength?: number;
+}
+
+/**
+ * A base64 upload's bytes (or a base64 data: URL), decoded and checked in operations.ts; or, from the
+ * standalone host, the raw body as a FileStream (on the Syncano platform `file` is always a string).
+ */
+export const file = z.union([z.string(), z.custom<FileStream>((v) => v instanceof Readable)], { error: 'must be a base64 string' });
 
 export const expiresIn = z.preprocess(
   fromQueryInteger,
