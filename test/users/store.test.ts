@@ -3,7 +3,6 @@
 // database; "within 1 s" is measured, not assumed.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
@@ -212,6 +211,12 @@ describe.each(backends)('user store on $name', (backend) => {
       await b.clearLoginFailures('u:mallory');
       expect(await a.loginFailures('u:mallory')).toEqual({ failures: 0, lastFailureAt: 0 });
       expect((await a.loginFailures('ip:10.0.0.1')).failures).toBe(20);
+      // a try counted before a check that succeeded is taken back, one at a time, never below zero
+      await Promise.all([a.forgiveLoginFailure('ip:10.0.0.1'), b.forgiveLoginFailure('ip:10.0.0.1')]);
+      expect(await a.loginFailures('ip:10.0.0.1')).toEqual({ failures: 18, lastFailureAt: t });
+      await a.forgiveLoginFailure('u:never-failed');
+      expect(await a.loginFailures('u:never-failed')).toEqual({ failures: 0, lastFailureAt: 0 });
+      await expect(a.forgiveLoginFailure('')).rejects.toBeInstanceOf(TypeError);
       await expect(a.recordLoginFailure('', t)).rejects.toBeInstanceOf(TypeError);
       await expect(a.recordLoginFailure('u:x', NaN)).rejects.toBeInstanceOf(TypeError);
       await expect(a.loginFailures('x'.repeat(301))).rejects.toBeInstanceOf(TypeError);
@@ -369,7 +374,7 @@ describe('SQLite: a users.sqlite made before #14 carries over', () => {
       const check = new Database(path.join(dir, 'users.sqlite'), { readonly: true });
       const versions = check.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as { version: number }[];
       check.close();
-      expect(versions.map((v) => v.version)).toEqual([1, 2, 3]);
+      expect(versions.map((v) => v.version)).toEqual([1, 2, 3]); // 3: sign_in_keys (#16)
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -463,153 +468,6 @@ pgDescribe('PostgreSQL stopped and started again (needs DATABASE_URL and PG_CTL:
       await c.end().catch(() => {});
       await a.close();
       await b.close();
-      await db.drop();
-    }
-  });
-});
-
-// (a PostgreSQL store never writes to dataDir: the temp folder itself will do)
-describe('PostgreSQL that cannot be reached or is misnamed: UserStoreUnavailableError at once, no secret in it', () => {
-  const secret = 'pw-that-must-not-leak';
-
-  test.each([
-    ['not a URL', 'not a url with pw-that-must-not-leak'],
-    ['another scheme', `mysql://app:${secret}@127.0.0.1:3306/db`],
-    ['nobody listening', `postgres://app:${secret}@127.0.0.1:1/db`],
-  ])('%s', async (_what, url) => {
-    const t0 = Date.now();
-    const err = await openUserStore({ dataDir: os.tmpdir(), databaseUrl: url }).then(
-      () => new Error('opened'),
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(UserStoreUnavailableError);
-    expect((err as Error).message).not.toContain(secret);
-    expect(Date.now() - t0).toBeLessThan(5_000);
-  });
-
-  test('a server that accepts connections and never answers: refused within the connect timeout (3 s), not a hang', async () => {
-    const net = await import('node:net');
-    const held: import('node:net').Socket[] = [];
-    const blackHole = net.createServer((s) => held.push(s));
-    await new Promise<void>((r) => blackHole.listen(0, '127.0.0.1', r));
-    const port = (blackHole.address() as import('node:net').AddressInfo).port;
-    try {
-      const t0 = Date.now();
-      const err = await openUserStore({ dataDir: os.tmpdir(), databaseUrl: `postgres://app:${secret}@127.0.0.1:${port}/db` }).then(
-        () => new Error('opened'),
-        (e: unknown) => e,
-      );
-      const ms = Date.now() - t0;
-      expect(err).toBeInstanceOf(UserStoreUnavailableError);
-      expect((err as Error).message).not.toContain(secret);
-      expect(ms).toBeGreaterThanOrEqual(2_500);
-      expect(ms).toBeLessThan(8_000);
-    } finally {
-      for (const s of held) s.destroy();
-      await new Promise((r) => blackHole.close(r));
-    }
-  });
-
-  test('a pool size out of 1..1000 is a RangeError', async () => {
-    for (const poolSize of [0, 1001, 2.5]) {
-      await expect(openUserStore({ dataDir: os.tmpdir(), databaseUrl: 'postgres://app@127.0.0.1:1/db', poolSize })).rejects.toBeInstanceOf(RangeError);
-    }
-  });
-});
-
-const withServer = databaseUrl ? describe : describe.skip;
-withServer('PostgreSQL: connections (needs DATABASE_URL)', () => {
-  test('a wrong password: UserStoreUnavailableError that shows neither password', async () => {
-    const url = new URL(databaseUrl!);
-    const real = decodeURIComponent(url.password);
-    url.password = 'wrong-password-not-shown';
-    const err = await openUserStore({ dataDir: os.tmpdir(), databaseUrl: url.toString() }).then(
-      () => new Error('opened'),
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(UserStoreUnavailableError);
-    expect((err as Error).message).not.toContain('wrong-password-not-shown');
-    if (real) expect((err as Error).message).not.toContain(real);
-  });
-
-  test('a store holds at most poolSize connections for queries (and one listener), however many calls wait', async () => {
-    const db = await postgresBackend.fresh();
-    const store = await openUserStore({ dataDir: os.tmpdir(), databaseUrl: db.env.DATABASE_URL, poolSize: 3 });
-    const { Client } = await import('pg');
-    const watcher = new Client({ connectionString: databaseUrl });
-    await watcher.connect();
-    try {
-      const dbName = new URL(db.env.DATABASE_URL).pathname.slice(1);
-      let most = 0;
-      let watching = true;
-      const watch = (async () => {
-        for (let i = 0; i < 1000 && watching; i++) {
-          const r = await watcher.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'aws-storage'", [dbName]);
-          most = Math.max(most, Number(r.rows[0].n));
-          await new Promise((r) => setTimeout(r, 5));
-        }
-      })();
-      const made = await Promise.all(Array.from({ length: 100 }, (_, i) => store.createUser(`pooled-${i}`)));
-      watching = false;
-      await watch;
-      expect(new Set(made.map((u) => u.id)).size).toBe(100);
-      expect(most).toBeGreaterThanOrEqual(2);
-      expect(most).toBeLessThanOrEqual(4);
-    } finally {
-      await watcher.end();
-      await store.close();
-      await db.drop();
-    }
-  });
-});
-
-describe('a database that is locked by someone else: reads go on, writes fail as unavailable, not hang', () => {
-  test('SQLite: another writer holding the file: lookups still answer, a change is UserStoreUnavailableError after busy_timeout (5 s)', async () => {
-    const db = await sqliteBackend.fresh();
-    const store = await db.open();
-    const holder = new Database(path.join(db.env.DATA_DIR, 'users.sqlite'));
-    try {
-      const u = await store.createUser('locked-out');
-      holder.exec("BEGIN IMMEDIATE; UPDATE users SET updated_at = 'held' WHERE id = 0");
-      expect(await store.findByKeyDigest(digestOf(u.user_key))).toMatchObject({ id: u.id }); // WAL: readers never wait
-      const t0 = Date.now();
-      await expect(store.rotateKey({ id: u.id })).rejects.toBeInstanceOf(UserStoreUnavailableError);
-      expect(Date.now() - t0).toBeGreaterThanOrEqual(4_000);
-      holder.exec('ROLLBACK');
-      expect(await store.findByKeyDigest(digestOf(u.user_key))).toMatchObject({ id: u.id }); // nothing changed
-      expect((await store.rotateKey({ id: u.id })).id).toBe(u.id);
-    } finally {
-      holder.close();
-      await store.close();
-      await db.drop();
-    }
-  });
-
-  (databaseUrl ? test : test.skip)('PostgreSQL: a change waiting on another session\'s lock is cancelled by the statement timeout (5 s): UserStoreUnavailableError', async () => {
-    const db = await postgresBackend.fresh();
-    const store = await db.open();
-    const { Client } = await import('pg');
-    const holder = new Client({ connectionString: db.env.DATABASE_URL });
-    await holder.connect();
-    try {
-      const u = await store.createUser('waits');
-      await holder.query('BEGIN');
-      await holder.query('SELECT * FROM change_counter FOR UPDATE');
-      const t0 = Date.now();
-      const err = await store.rotateKey({ id: u.id }).then(
-        () => new Error('rotated while the counter was locked'),
-        (e: unknown) => e,
-      );
-      const ms = Date.now() - t0;
-      expect(err).toBeInstanceOf(UserStoreUnavailableError);
-      expect((err as Error).message).toContain('57014'); // query_canceled: the statement timeout
-      expect(ms).toBeGreaterThanOrEqual(4_500);
-      expect(ms).toBeLessThan(8_000);
-      await holder.query('ROLLBACK');
-      expect(await store.findByKeyDigest(digestOf(u.user_key))).toMatchObject({ id: u.id }); // the rotation rolled back
-    } finally {
-      await holder.end();
-      await store.close();
       await db.drop();
     }
   });

@@ -497,6 +497,10 @@ export class PostgresUserStore implements UserStore {
     return { failures: row?.failures ?? 0, lastFailureAt: row ? Number(row.last_failure_at) : 0 };
   }
 
+  async forgiveLoginFailure(bucket: string): Promise<void> {
+    await this.query('UPDATE login_failures SET failures = failures - 1 WHERE bucket = $1 AND failures > 0', [checkBucket(bucket)]);
+  }
+
   async clearLoginFailures(bucket: string): Promise<void> {
     await this.query('DELETE FROM login_failures WHERE bucket = $1', [checkBucket(bucket)]);
   }

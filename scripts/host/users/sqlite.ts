@@ -365,6 +365,12 @@ export class SqliteUserStore implements UserStore {
     });
   }
 
+  forgiveLoginFailure(bucket: string): Promise<void> {
+    return this.run(() => {
+      this.sql('UPDATE login_failures SET failures = failures - 1 WHERE bucket = ? AND failures > 0').run(checkBucket(bucket));
+    });
+  }
+
   clearLoginFailures(bucket: string): Promise<void> {
     return this.run(() => {
       this.sql('DELETE FROM login_failures WHERE bucket = ?').run(checkBucket(bucket));

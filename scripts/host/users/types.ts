@@ -94,6 +94,8 @@ export interface UserStore {
   /** #16: brute-force counters, in the store so that they hold across hosts. */
   recordLoginFailure(bucket: string, now: number): Promise<LoginFailures>;
   loginFailures(bucket: string): Promise<LoginFailures>;
+  /** Takes back one failure (never below zero): a try counted before its check, which then succeeded. */
+  forgiveLoginFailure(bucket: string): Promise<void>;
   clearLoginFailures(bucket: string): Promise<void>;
 
   /**
