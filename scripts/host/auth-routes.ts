@@ -15,6 +15,7 @@ import { hashPassword, InvalidPasswordError, passwordProblem, PasswordsBusyError
 import { signIn, SignInThrottled, WrongCredentials, type SignInLimits } from './sign-in';
 import type { User, UserStore } from './users/types';
 import { InvalidUsernameError, UsernameTakenError } from './users/types';
+import { USERNAME_RULE, validUsername } from './users/rules';
 
 export interface AuthRouteDeps {
   instance: string;
@@ -51,6 +52,8 @@ const WRONG = () => errorAnswer(401, 'unauthorized', 'invalid username or passwo
 function credentials(args: Args): { username: string; password: string } | HandlerAnswer {
   const { username, password } = args;
   if (typeof username !== 'string' || username === '') return errorAnswer(400, 'invalid_argument', 'username is required (a string)');
+  // a name no user can have is said so (the rule is public), before it is counted or looked up
+  if (!validUsername(username)) return errorAnswer(400, 'invalid_argument', USERNAME_RULE);
   if (typeof password !== 'string' || password === '') return errorAnswer(400, 'invalid_argument', 'password is required (a string)');
   return { username, password };
 }

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import type net from 'node:net';
+import net from 'node:net';
 import path from 'node:path';
 import { keyDigest } from './admin-key';
 import { DEFAULT_LIMITS, type FrontDoorLimits } from './env';
@@ -424,13 +424,16 @@ export function createHostServer(deps: ServerDeps): HostServer {
     signupsPerHour: deps.signIn?.signupsPerHour ?? 10,
   };
 
-  /** Who is calling, for the sign-in limits: the peer, or (HOST_TRUST_PROXY) the address the nearest proxy saw. */
+  /**
+   * Who is calling, for the sign-in limits: the peer, or (HOST_TRUST_PROXY) the address the nearest
+   * proxy saw, when that is an address (anything else there was not written by a proxy).
+   */
   function clientAddress(req: http.IncomingMessage): string {
     const peer = req.socket.remoteAddress ?? '';
     if (!deps.signIn?.trustProxy) return peer;
     const forwarded = req.headers['x-forwarded-for'];
-    const last = (Array.isArray(forwarded) ? forwarded.join(',') : forwarded ?? '').split(',').pop()?.trim();
-    return last || peer;
+    const last = (Array.isArray(forwarded) ? forwarded.join(',') : forwarded ?? '').split(',').pop()?.trim() ?? '';
+    return net.isIP(last) ? last : peer;
   }
 
   /** users/auth/: no key needed (the page and @syncano/core's users.login() call it before they have one). */

@@ -22,10 +22,10 @@ export function validUsername(username: unknown): username is string {
   );
 }
 
+export const USERNAME_RULE = 'username must be 1..150 characters, no control characters, lone surrogates or outer spaces';
+
 export function checkUsername(username: unknown): string {
-  if (!validUsername(username)) {
-    throw new InvalidUsernameError('username must be 1..150 characters, no control characters, lone surrogates or outer spaces');
-  }
+  if (!validUsername(username)) throw new InvalidUsernameError(USERNAME_RULE);
   return username;
 }
 
