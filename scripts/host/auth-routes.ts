@@ -11,7 +11,7 @@
 // A wrong username, a user without a password, a disabled user and a wrong password are one 401 after
 // the same work (sign-in.ts). Passwords are never logged and never answered.
 import { errorAnswer, jsonAnswer, type HandlerAnswer } from './invoke';
-import { hashPassword, InvalidPasswordError, passwordProblem, PasswordsBusyError, verifyPassword } from './passwords';
+import { hashPassword, InvalidPasswordError, passwordProblem, PasswordsBusyError } from './passwords';
 import { signIn, SignInThrottled, WrongCredentials, type SignInLimits } from './sign-in';
 import type { User, UserStore } from './users/types';
 import { InvalidUsernameError, UsernameTakenError } from './users/types';
@@ -110,8 +110,12 @@ export async function handleSignUp(deps: AuthRouteDeps, args: Args, address: str
   }
 }
 
-/** The signed-in user changes its own password: the old one is required. */
-export async function handleOwnPassword(deps: AuthRouteDeps, user: User, args: Args): Promise<HandlerAnswer> {
+/**
+ * The signed-in user changes its own password: the old one is required, and checked as a sign-in is
+ * (the same counts and delays: a stolen key must not make guessing it free). A user without a password
+ * gets its first one from the admin: a key alone setting one would outlive the key's reset.
+ */
+export async function handleOwnPassword(deps: AuthRouteDeps, user: User, args: Args, address: string): Promise<HandlerAnswer> {
   const unknown = Object.keys(args).filter((k) => !['old_password', 'password', 'signOutEverywhere'].includes(k));
   if (unknown.length) return errorAnswer(400, 'invalid_argument', `unknown argument ${JSON.stringify(unknown[0])} (allowed: old_password, password, signOutEverywhere)`);
   const { old_password, password, signOutEverywhere } = args;
@@ -121,12 +125,9 @@ export async function handleOwnPassword(deps: AuthRouteDeps, user: User, args: A
   if (signOutEverywhere !== undefined && typeof signOutEverywhere !== 'boolean') return errorAnswer(400, 'invalid_argument', 'signOutEverywhere must be true or false');
   try {
     const stored = await deps.users.passwordOf(user.username);
-    // A user that has no password yet sets its first one with its key alone.
-    if (stored?.passwordHash) {
-      if (typeof old_password !== 'string' || !(await verifyPassword(old_password, stored.passwordHash))) {
-        return errorAnswer(403, 'forbidden', 'old_password is wrong');
-      }
-    }
+    if (!stored?.passwordHash) return errorAnswer(403, 'forbidden', 'this user has no password yet: the admin sets the first one (PATCH users/<id>/)');
+    if (typeof old_password !== 'string' || old_password === '') return errorAnswer(400, 'invalid_argument', 'old_password is required (the current password)');
+    await signIn(deps.users, { username: user.username, password: old_password, address }, deps.limits);
     await deps.users.setPasswordHash({ id: user.id }, await hashPassword(password));
     if (signOutEverywhere === true) {
       const rotated = await deps.users.rotateKey({ id: user.id });
@@ -134,6 +135,8 @@ export async function handleOwnPassword(deps: AuthRouteDeps, user: User, args: A
     }
     return jsonAnswer(200, platformUser(deps.instance, user));
   } catch (err) {
+    if (err instanceof WrongCredentials) return errorAnswer(403, 'forbidden', 'old_password is wrong');
+    if (err instanceof SignInThrottled) return throttled(err);
     if (err instanceof PasswordsBusyError) return busy(err);
     throw err;
   }

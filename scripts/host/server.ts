@@ -446,7 +446,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
   async function handleOwnAccount(req: http.IncomingMessage, url: URL): Promise<HandlerAnswer> {
     const { call, caller } = await admitCall(req, url, false);
     if (!caller.user) return errorAnswer(401, 'unauthorized', 'this needs the user key (X-USER-KEY)');
-    return handleOwnPassword(authDeps, caller.user, call.args);
+    return handleOwnPassword(authDeps, caller.user, call.args, clientAddress(req));
   }
 
   const pageConfig = () =>

@@ -300,7 +300,42 @@ test('a huge password or body: refused or checked in bounded work, the host stay
 });
 
 // ---------------------------------------------------------------------------------------------------
-// Password changes
+// Old passwords through PATCH user/
+
+test('old_password guessing through PATCH user/ is limited like sign-in (429 + Retry-After), the right one works after the delay', async () => {
+  const password = 'the real old password';
+  const u = await makeUser('patcher', password);
+  const key = await sessionKey(u.username, password);
+  const from = freshAddress();
+  const statuses: number[] = [];
+  let retry: string | null = null;
+  for (let i = 0; i < 8; i++) {
+    const r = await ownAccount(a, key, { old_password: `guess ${i}`, password: 'new password 123' }, from);
+    statuses.push(r.status);
+    if (r.status === 429) retry = r.headers.get('retry-after');
+  }
+  expect(statuses.slice(0, 5)).toEqual([403, 403, 403, 403, 403]);
+  expect(statuses.slice(5)).toEqual([429, 429, 429]);
+  expect(Number(retry)).toBeGreaterThanOrEqual(1);
+  // the right old password waits too, then works; nothing was changed meanwhile
+  expect((await ownAccount(a, key, { old_password: password, password: 'new password 123' })).status).toBe(429);
+  await sleep(DELAY_MS + 300);
+  expect((await ownAccount(a, key, { old_password: password, password: 'new password 123' })).status).toBe(200);
+  expect((await signIn(a, u.username, 'new password 123', { from: freshAddress() })).status).toBe(200);
+});
+
+test('a key alone cannot give a password-less user a password (a stolen key must not outlive reset_key)', async () => {
+  const u = await makeUser('keyonly');
+  const set = await ownAccount(a, u.user_key, { password: 'attacker chose this' });
+  expect(set.status).toBe(403);
+  expect(set.body.code).toBe('forbidden');
+  expect((await signIn(a, u.username, 'attacker chose this', { from: freshAddress() })).status).toBe(401);
+  // the admin sets the first one; from then on the user changes it with the old one
+  expect((await adminCall(a, 'PATCH', `users/${u.id}/`, { password: 'set by the admin 1' })).status).toBe(200);
+  secrets.add('set by the admin 1');
+  const key = await sessionKey(u.username, 'set by the admin 1');
+  expect((await ownAccount(a, key, { old_password: 'set by the admin 1', password: 'chosen by the user' })).status).toBe(200);
+});
 
 test('no user changes another user\'s password: not by id, name, a second key, or the admin route', async () => {
   const alice = await makeUser('alice', 'alice password 1');
