@@ -12,7 +12,7 @@
 // the same work (sign-in.ts). Passwords are never logged and never answered.
 import { errorAnswer, jsonAnswer, type HandlerAnswer } from './invoke';
 import { hashPassword, InvalidPasswordError, passwordProblem, PasswordsBusyError } from './passwords';
-import { signIn, SignInThrottled, WrongCredentials, type SignInLimits } from './sign-in';
+import { addressKey, signIn, SignInThrottled, WrongCredentials, type SignInLimits } from './sign-in';
 import type { User, UserStore } from './users/types';
 import { InvalidUsernameError, UsernameTakenError } from './users/types';
 import { USERNAME_RULE, validUsername } from './users/rules';
@@ -89,7 +89,8 @@ export async function handleSignUp(deps: AuthRouteDeps, args: Args, address: str
   if (unknown.length) return errorAnswer(400, 'invalid_argument', `unknown argument ${JSON.stringify(unknown[0])} (allowed: username, password)`);
   const problem = passwordProblem(given.password);
   if (problem) return errorAnswer(400, 'invalid_argument', problem);
-  const bucket = `signup:${address}`;
+  // one client's share of addresses (an IPv6 /64), as for sign-in: its other addresses are no fresh count
+  const bucket = `signup:${addressKey(address)}`;
   const seen = await deps.users.loginFailures(bucket);
   const hour = 3600_000;
   const recent = Date.now() - seen.lastFailureAt < hour ? seen.failures : 0;

@@ -566,6 +566,46 @@ Promise.all(Array.from({ length: n }, (_, i) =>
 });
 
 // ---------------------------------------------------------------------------------------------------
+// Open sign-up
+
+test('open sign-up: its per-address limit holds for one IPv6 /64 and an IPv4-mapped address; keys and bad names get nothing', async () => {
+  const open = await startHost({ env: { ...store.config, ALLOW_SIGNUP: 'true', SIGNUPS_PER_HOUR: '2', HOST_TRUST_PROXY: 'true' }, timeoutMs: 90_000 });
+  try {
+    const signUp = (username: string, from: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) => {
+      secrets.add('sign-up password');
+      return send(open, usersPath, { username: `${username}-${run}`, password: 'sign-up password', ...extra }, { from, headers });
+    };
+    const prefix = `2001:db8:${runOctet.toString(16)}:beef`;
+    expect((await signUp('v6-one', `${prefix}::1`)).status).toBe(201);
+    expect((await signUp('v6-two', `${prefix}:1::2`)).status).toBe(201);
+    const third = await signUp('v6-three', `${prefix}:2::3`);
+    expect(third.status).toBe(429);
+    expect(Number(third.headers.get('retry-after'))).toBeGreaterThan(0);
+
+    const v4 = freshAddress();
+    // a bad name or password is said so and costs no sign-up of the address's
+    expect((await signUp(' spaced', v4)).status).toBe(400);
+    expect((await send(open, usersPath, { username: `short-${run}`, password: 'short' }, { from: v4 })).status).toBe(400);
+    expect((await signUp('v4-one', v4)).status).toBe(201);
+    expect((await signUp('v4-two', `::ffff:${v4}`)).status).toBe(201);
+    expect((await signUp('v4-three', v4)).status).toBe(429);
+
+    const elsewhere = freshAddress();
+    // a wrong key in the body is refused; a user's key is no admin key; extra arguments are refused
+    expect((await signUp('with-bad-key', elsewhere, { api_key: 'not-the-admin-key-000' })).status).toBe(401);
+    const user = await signUp('key-holder', elsewhere);
+    secrets.add(user.body.user_key);
+    expect((await signUp('by-a-user', elsewhere, {}, { 'x-user-key': user.body.user_key })).status).toBe(403);
+    expect((await signUp('with-extra', elsewhere, { disabled: false })).status).toBe(400);
+    const list = await send(open, `${usersPath}?limit=1000`, undefined, { method: 'GET', headers: { 'x-api-key': open.adminKey } });
+    const names = (list.body.objects as Array<{ username: string }>).map((u) => u.username);
+    for (const n of ['v6-three', 'v4-three', 'with-bad-key', 'by-a-user', 'with-extra', ' spaced']) expect(names).not.toContain(`${n}-${run}`);
+  } finally {
+    expect(await open.stop()).toBe(0);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------------
 // The page
 
 test('the page shows a hostile username as text in "Signed in as", never as HTML', async () => {
