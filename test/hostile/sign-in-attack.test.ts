@@ -603,6 +603,10 @@ test('open sign-up: its per-address limit holds for one IPv6 /64 and an IPv4-map
   } finally {
     expect(await open.stop()).toBe(0);
   }
+  const logs = open.logs();
+  expect(logs).toMatch(/POST \/v2\/instances\/local\/users\/ 201 /);
+  for (const s of secrets) if (s.length >= 8) expect(logs.includes(s) ? s : '').toBe('');
+  expect(logs).not.toMatch(/ 500 |error: /);
 });
 
 // ---------------------------------------------------------------------------------------------------
@@ -649,5 +653,7 @@ test('no password and no key is ever in a host\'s log', () => {
     expect(logs).toMatch(/POST \/v2\/instances\/local\/users\/auth\/ (200|401)/);
     for (const s of secrets) if (s.length >= 8) expect(logs.includes(s) ? s : '').toBe('');
     expect(logs).not.toMatch(/scrypt\$/);
+    // no attack above reached an internal error
+    expect(logs).not.toMatch(/ 500 |error: /);
   }
 });
