@@ -478,19 +478,14 @@ describe('presign: multipart part links (UploadPart, partNumber and uploadId in 
     );
   });
 
-  test('10,000 part links in well under 100 ms (best of five)', () => {
+  // How fast: `npm run bench` section 6 (10,000 part links against a getSignedUrl loop), not a test.
+  test('10,000 part links at once: one per part, in order, each for its own part number', () => {
     const presign = createPartPresigner({ accessKeyId: 'AK', secretAccessKey: 'SK', region: 'eu-central-1', endpoint: 'http://127.0.0.1:4569', forcePathStyle: true, bucket: 'local-bucket' });
     const parts = Array.from({ length: 10_000 }, (_, i) => ({ partNumber: i + 1, size: 8 * 1024 * 1024 }));
-    let best = Infinity;
-    for (let round = 0; round < 5; round++) {
-      const t0 = performance.now();
-      const links = presign({ key: '101/videos/a long holiday film.mp4', uploadId: '0123456789abcdef0123456789abcdef', expiresIn: 900, parts });
-      best = Math.min(best, performance.now() - t0);
-      expect(links).toHaveLength(10_000);
-      expect(new Set(links).size).toBe(10_000);
-    }
-    console.log(`10,000 part links: ${best.toFixed(1)} ms (best of 5)`);
-    expect(best).toBeLessThan(100);
+    const links = presign({ key: '101/videos/a long holiday film.mp4', uploadId: '0123456789abcdef0123456789abcdef', expiresIn: 900, parts });
+    expect(links).toHaveLength(10_000);
+    expect(new Set(links).size).toBe(10_000);
+    expect(links.map((l) => Number(new URL(l).searchParams.get('partNumber')))).toEqual(parts.map((p) => p.partNumber));
   });
 
   test('the fixed layout, and bad input refused', () => {
