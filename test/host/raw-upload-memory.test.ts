@@ -65,7 +65,7 @@ function upload(name: string, framing: Record<string, string | number>, size = S
 test.each<[string, Record<string, string | number>]>([
   ['with Content-Length', { 'content-length': SIZE }],
   ['chunked', { 'transfer-encoding': 'chunked' }],
-])('200 MiB %s: stored whole, host RSS growth < 64 MiB', async (label, framing) => {
+])('200 MiB %s: stored whole, host RSS growth < 96 MiB (under half the file: nothing holds it whole)', async (label, framing) => {
   const name = `big-${label.replace(/\W+/g, '-')}.bin`;
   // 1 MiB first, so that loading what any call needs (the SDK's modules, a connection) is not counted
   await upload(`warm-${name}`, framing['content-length'] ? { 'content-length': MiB } : framing, MiB);
@@ -79,5 +79,7 @@ test.each<[string, Record<string, string | number>]>([
   const head = await store.client.send(new HeadObjectCommand({ Bucket: store.config.AWS_BUCKET, Key: r.body.key }));
   expect(head.ContentLength).toBe(SIZE);
   console.log(`${label}: host RSS before ${(before / MiB).toFixed(1)} MiB, peak growth ${(growth / MiB).toFixed(1)} MiB over a ${SIZE / MiB} MiB upload`);
-  expect(growth).toBeLessThan(64 * MiB);
+  // Node 20 grew 31-40 MiB, Node 24 up to 69 MiB (its V8 sizes the heap differently); a host that held
+  // the body would grow by the file's 200 MiB at least.
+  expect(growth).toBeLessThan(96 * MiB);
 });
