@@ -488,15 +488,8 @@ export function withRawBody(early: CallInput, body: RawBody): CallInput {
 /** What a streamed body holds of the in-flight budget at most: its share is bounded by what the handler buffers (one part). */
 export const RAW_BODY_HOLD = 8 * 1024 * 1024;
 
-export interface RawBodyOptions {
-  limit: number;
-  overLimit: () => HttpError;
-  budget: BodyBudget;
-  ticket: BodyTicket;
-  idleTimeoutMs: number;
-  minBytesPerSecond: number;
-  sendContinue?: () => void;
-}
+/** A streamed body is read under the same bounds as a buffered one; its shape is the handler's business. */
+export type RawBodyOptions = Omit<ReadBodyOptions, 'shape'>;
 
 /**
  * A raw upload's body as the handler reads it, under the bounds readBody keeps: the byte limit, the
