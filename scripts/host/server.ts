@@ -59,7 +59,11 @@ export interface ServerDeps {
 const RETRY_AFTER_SECONDS = 1;
 /** Requests one connection may have in flight (pipelined) before it is answered 503 and closed. */
 const MAX_PIPELINED = 8;
-/** At shutdown, how long requests already sent over open connections have to arrive before idle ones close. */
+/**
+ * At shutdown the host keeps accepting until no connection has come for this long (bounded by the
+ * shutdown timeout), and requests already sent over open connections get as long to arrive. A
+ * connection the kernel (or, with workers, the primary) took before the stop is served, not reset.
+ */
 const SHUTDOWN_GRACE_MS = 300;
 /** How long one /healthz store check answers for every caller. */
 const HEALTH_REUSE_MS = 1_000;
@@ -459,6 +463,8 @@ export function createHostServer(deps: ServerDeps): HostServer {
   let health: { okAt?: number; answer: Promise<HandlerAnswer> } | undefined;
   const answers = (check: Promise<unknown>) => check.then(() => 'ok' as const, () => 'unavailable' as const);
   function handleHealth(): Promise<HandlerAnswer> {
+    // a load balancer that sees this sends no more; the calls it already sent are still served
+    if (closing) return Promise.resolve(jsonAnswer(503, { status: 'stopping' }));
     if (health && (health.okAt === undefined || performance.now() - health.okAt < HEALTH_REUSE_MS)) return health.answer;
     const current: { okAt?: number; answer: Promise<HandlerAnswer> } = {
       answer: Promise.all([answers(deps.checkHealth()), answers(users.listUsers({ limit: 1 }))]).then(([store, userStore]) => {
@@ -675,7 +681,9 @@ export function createHostServer(deps: ServerDeps): HostServer {
   server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => onRequest(req, res, true));
   // Connections are counted as they open; past the bound their requests answer 503, and past twice
   // the bound a new connection is closed at once (it would hold a socket and a file descriptor).
+  let lastConnectionAt = 0;
   server.on('connection', (socket: net.Socket) => {
+    lastConnectionAt = performance.now();
     connections++;
     sockets.add(socket);
     socket.once('close', () => {
@@ -714,14 +722,24 @@ export function createHostServer(deps: ServerDeps): HostServer {
     },
     async close(timeoutMs) {
       closing = true;
+      // Closing the listening socket resets every connection still waiting to be accepted (and, with
+      // workers, every one the primary holds for them): keep accepting until the door has been quiet
+      // for the grace. Meanwhile a request already on its way over an open connection arrives; both
+      // are served and told Connection: close.
+      const started = performance.now();
+      lastConnectionAt = Math.max(lastConnectionAt, started);
+      for (;;) {
+        const now = performance.now();
+        // at most half the shutdown timeout: the other half is for the requests being served
+        const wait = Math.min(lastConnectionAt + SHUTDOWN_GRACE_MS, started + timeoutMs / 2) - now;
+        if (wait <= 0) break;
+        await new Promise((r) => setTimeout(r, wait));
+      }
       const closed = new Promise<void>((r) => server.close(() => r()));
-      // A request already on its way over an open connection (sent, its headers not yet parsed here)
-      // gets a moment to arrive: it is served and told Connection: close, not cut off mid-send.
-      await new Promise((r) => setTimeout(r, Math.min(SHUTDOWN_GRACE_MS, timeoutMs)));
       server.closeIdleConnections();
       const idle = inFlight === 0 ? Promise.resolve() : new Promise<void>((r) => idleWaiters.push(r));
       let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)));
+      const timedOut = new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, started + timeoutMs - performance.now()))));
       await Promise.race([idle, timedOut]);
       clearTimeout(timer);
       server.closeAllConnections();

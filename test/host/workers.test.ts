@@ -4,6 +4,7 @@
  * them; a worker that dies is replaced; and SIGTERM lets uploads in flight finish before all exit 0.
  */
 import fs from 'node:fs';
+import http from 'node:http';
 import { startHost, type StartedHost } from '../support/host';
 
 let host: StartedHost;
@@ -71,13 +72,38 @@ test('a worker that dies is replaced, and the host keeps answering', async () =>
 
 test('SIGTERM: uploads in flight finish, workers and primary exit 0', async () => {
   const user = await host.addUser('sigterm-user');
-  const big = Buffer.alloc(4 * 1024 * 1024, 7).toString('base64');
-  const uploads = Array.from({ length: 4 }, (_, i) => post('user-upload', user.user_key, { name: `late/${i}.bin`, file: big }));
-  await new Promise((r) => setTimeout(r, 50));
+  const body = Buffer.from(JSON.stringify({ name: 'late/x.bin', file: Buffer.alloc(4 * 1024 * 1024, 7).toString('base64') }));
+  const { port } = new URL(host.url);
+  // Each upload is connected and has sent half its body before the stop: in flight, whether or not
+  // the primary has yet handed its connection to a worker. The rest is sent after SIGTERM.
+  const uploads = Array.from({ length: 4 }, (_, i) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/aws-storage/user-upload/', agent: false, headers: {
+      'content-type': 'application/json', 'content-length': body.length, 'x-user-key': user.user_key } });
+    const answer = new Promise<number>((resolve) => {
+      req.on('response', (res) => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)); });
+      req.on('error', () => resolve(0));
+    });
+    const named = Buffer.from(body);
+    named.write(`late/${i}.bin`, body.indexOf('late/x.bin'));
+    const half = named.length >> 1;
+    const connected = new Promise<void>((r) => req.once('socket', (s) => s.once('connect', () => r())));
+    req.write(named.subarray(0, half));
+    return { connected, answer, finish: () => req.end(named.subarray(half)) };
+  });
+  await Promise.all(uploads.map((u) => u.connected));
   const pids = workerPids();
-  const code = await host.stop('SIGTERM');
-  const answers = await Promise.all(uploads.map((p) => p.catch((err) => ({ status: 0, body: String(err) }))));
-  expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200]);
+  const stopped = host.stop('SIGTERM');
+  await new Promise((r) => setTimeout(r, 50));
+  for (const u of uploads) u.finish();
+  // A connection opened just after the stop (a load balancer not yet told) is served and told to
+  // close, not reset; /healthz says the host is stopping, so the balancer sends no more.
+  const late = await fetch(`${host.url}/healthz`, { keepalive: false }).then(
+    async (res) => ({ status: res.status, connection: res.headers.get('connection'), body: await res.json() }),
+    (err) => ({ status: 0, connection: null, body: String(err) }),
+  );
+  expect(late).toEqual({ status: 503, connection: 'close', body: { status: 'stopping' } });
+  const [code, ...statuses] = await Promise.all([stopped, ...uploads.map((u) => u.answer)]);
+  expect(statuses).toEqual([200, 200, 200, 200]);
   expect(code).toBe(0);
   expect(host.logs()).toContain('aws-storage stopped');
   for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
