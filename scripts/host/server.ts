@@ -126,6 +126,32 @@ export interface HostServer {
   close(timeoutMs: number): Promise<void>;
 }
 
+/** The methods each kind of route takes (the admin routes' are in ADMIN_ROUTE_METHODS). */
+const ROUTE_METHODS = {
+  endpoint: ['GET', 'POST', 'OPTIONS'],
+  'sign-in': ['POST', 'OPTIONS'],
+  'own-account': ['PATCH', 'OPTIONS'],
+  'page-config': ['GET'],
+  health: ['GET'],
+  static: ['GET'],
+} as const satisfies Record<string, readonly string[]>;
+
+/**
+ * A key's SHA-256, remembered for the keys that keep coming back (a client sends its key with every
+ * call). Bounded: past MAX_DIGESTS it starts again, so a flood of made-up keys only refills it. Whether
+ * a key is valid is never remembered here: that is the user store's (and its cache's) to say.
+ */
+const MAX_DIGESTS = 10_000;
+const digests = new Map<string, Buffer>();
+function digestOf(key: string): Buffer {
+  let digest = digests.get(key);
+  if (digest === undefined) {
+    if (digests.size >= MAX_DIGESTS) digests.clear();
+    digests.set(key, (digest = keyDigest(key)));
+  }
+  return digest;
+}
+
 const distinct = (xs: string[]): string[] => (xs.length < 2 ? xs : [...new Set(xs)]);
 
 /** Log-safe path: no query string ever, control characters escaped, bounded length. */
@@ -135,10 +161,16 @@ function logPath(p: string): string {
   return s.length > 300 ? s.slice(0, 300) + '…' : s;
 }
 
-/** Access-log lines written in one batch per turn of the event loop: a write to a pipe is synchronous. */
+/** How long access-log lines wait to be written together (a write to a file or pipe is synchronous). */
+const LOG_BATCH_MS = 20;
+
+/** Access-log lines written in one batch at most every LOG_BATCH_MS, and at close. */
 function batchedStdout(): { log: (line: string) => void; flush: () => void } {
   let pending: string[] = [];
+  let timer: NodeJS.Timeout | undefined;
   const flush = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
     if (pending.length === 0) return;
     const text = pending.join('\n') + '\n';
     pending = [];
@@ -146,11 +178,29 @@ function batchedStdout(): { log: (line: string) => void; flush: () => void } {
   };
   return {
     log(line) {
-      if (pending.push(line) === 1) setImmediate(flush);
+      if (pending.push(line) === 1) timer = setTimeout(flush, LOG_BATCH_MS);
     },
     flush,
   };
 }
+
+/** The parts of a request's URL the host reads. */
+type RequestTarget = Pick<URL, 'pathname' | 'search' | 'searchParams'>;
+
+/**
+ * A path of only these characters, with no query, is its own pathname: `new URL()` would give it back
+ * unchanged (no dot segments, escapes or backslashes to normalise). Anything else is parsed by URL.
+ */
+const PLAIN_PATH = /^(?:\/[A-Za-z0-9_-]+)+\/?$|^\/$/;
+const NO_QUERY = new URLSearchParams();
+function requestTarget(raw: string): RequestTarget {
+  return PLAIN_PATH.test(raw) ? { pathname: raw, search: '', searchParams: NO_QUERY } : new URL(raw, 'http://host');
+}
+
+const EXCHANGE = Symbol('exchange');
+const CONNECTION = Symbol('connection');
+type WithExchange = http.IncomingMessage & { [EXCHANGE]?: Exchange };
+type WithConnection = object & { [CONNECTION]?: ConnectionState };
 
 /** One request's answer, its share of the in-flight body budget, and whether it waits for a 100. */
 interface Exchange {
@@ -205,23 +255,29 @@ export function createHostServer(deps: ServerDeps): HostServer {
   const limits: FrontDoorLimits = { ...DEFAULT_LIMITS, ...deps.limits };
   const keylessLimit = Math.min(limits.keylessBodyLimit, deps.bodyLimit);
   const budget = new BodyBudget(limits.maxInflightBodyBytes);
-  /** each request's answer and its share of the body budget */
-  const exchanges = new WeakMap<http.IncomingMessage, Exchange>();
+  // Each request's exchange and each connection's state live on the request and the socket themselves
+  // (symbol-keyed): a WeakMap entry per request would cost every garbage collection more.
+  const exchangeOf = (req: http.IncomingMessage): Exchange => (req as WithExchange)[EXCHANGE]!;
   let connections = 0;
   const sockets = new Set<net.Socket>();
-  const perConnection = new WeakMap<object, ConnectionState>();
   const newConnectionState = (): ConnectionState => ({ pending: 0, closing: false, lastWritten: 0, stalledSince: performance.now() });
   const connectionOf = (socket: object | null): ConnectionState => {
     if (!socket) return newConnectionState(); // a response already detached from its socket: nothing to keep
-    let state = perConnection.get(socket);
-    if (!state) perConnection.set(socket, (state = newConnectionState()));
-    return state;
+    const s = socket as WithConnection;
+    return (s[CONNECTION] ??= newConnectionState());
   };
   let inFlight = 0;
   let closing = false;
   const idleWaiters: Array<() => void> = [];
 
+  const socketPrefix = `/${socketName}/`;
   function route(pathname: string): Route {
+    if (pathname.startsWith(socketPrefix)) {
+      // the usual call, /<socket>/<endpoint>/, without splitting the path
+      const end = pathname.endsWith('/') ? pathname.length - 1 : pathname.length;
+      const endpoint = pathname.slice(socketPrefix.length, end);
+      if (deps.socket.endpoints.has(endpoint)) return { kind: 'endpoint', endpoint };
+    }
     if (pathname === '/healthz' || pathname === '/healthz/') return { kind: 'health' };
     const seg = pathname.split('/').slice(1);
     if (seg.length && seg[seg.length - 1] === '') seg.pop(); // trailing slash optional
@@ -276,12 +332,12 @@ export function createHostServer(deps: ServerDeps): HostServer {
     if (userKeys.length > 1) throw new HttpError(401, 'unauthorized', 'user keys given in several places disagree');
     let admin = false;
     if (adminKeys.length === 1) {
-      if (!(await users.isAdminKeyDigest(keyDigest(adminKeys[0])))) throw new HttpError(401, 'unauthorized', 'unknown or revoked admin key');
+      if (!(await users.isAdminKeyDigest(digestOf(adminKeys[0])))) throw new HttpError(401, 'unauthorized', 'unknown or revoked admin key');
       admin = true;
     }
     let user: (User & { user_key: string }) | undefined;
     if (userKeys.length === 1) {
-      const digest = keyDigest(userKeys[0]);
+      const digest = digestOf(userKeys[0]);
       const found = await users.findByKeyDigest(digest);
       if (!found) {
         if (await users.isAdminKeyDigest(digest)) {
@@ -305,7 +361,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
    */
   async function admitCall(
     req: http.IncomingMessage,
-    url: URL,
+    url: RequestTarget,
     needsAdmin: boolean,
     phases?: Phases,
     takesFile = false,
@@ -320,7 +376,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
         ? () => new HttpError(403, 'forbidden', `this needs the admin key; a request body over ${limit} bytes must bring it in the X-API-KEY header (or api_key in the query)`)
         : () => new HttpError(401, 'unauthorized', `no key came in a header or the query; a request body over ${limit} bytes must bring its key in the X-USER-KEY or X-API-KEY header (or user_key / api_key in the query)`);
     const contentType = req.headers['content-type'];
-    const ex = exchanges.get(req)!;
+    const ex = exchangeOf(req);
     const sendContinue = ex.expectsContinue ? () => ex.res.writeContinue() : undefined;
     if (isRawUpload(req, takesFile)) {
       // A raw body is streamed to the handler, so its key must have come before it: refused unread.
@@ -353,7 +409,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
     return { call, caller: bodyKeys ? await authenticate(call) : earlyCaller };
   }
 
-  async function handleEndpoint(req: http.IncomingMessage, url: URL, endpoint: string): Promise<HandlerAnswer> {
+  async function handleEndpoint(req: http.IncomingMessage, url: RequestTarget, endpoint: string): Promise<HandlerAnswer> {
     const phases: Phases = { read: 0, parse: 0 };
     const ep = deps.socket.endpoints.get(endpoint)!;
     const takesFile = typeof ep.metadata.parameters === 'object' && ep.metadata.parameters !== null && 'file' in ep.metadata.parameters;
@@ -375,7 +431,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
   /** One call of one of the socket's handlers, with ctx as the platform built it: for a caller, or the host itself. */
   function runEndpoint(
     req: http.IncomingMessage,
-    url: URL,
+    url: RequestTarget,
     endpoint: string,
     args: Record<string, unknown>,
     caller: Caller,
@@ -406,7 +462,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
     });
   }
 
-  async function handleAdmin(req: http.IncomingMessage, url: URL, route: AdminRoute): Promise<HandlerAnswer> {
+  async function handleAdmin(req: http.IncomingMessage, url: RequestTarget, route: AdminRoute): Promise<HandlerAnswer> {
     // Open sign-up (ALLOW_SIGNUP) is the one keyless call here; its body is read only to the keyless limit.
     const signUp = route.kind === 'users' && req.method === 'POST' && authDeps.allowSignup;
     const { call, caller } = await admitCall(req, url, !signUp);
@@ -441,13 +497,13 @@ export function createHostServer(deps: ServerDeps): HostServer {
   }
 
   /** users/auth/: no key needed (the page and @syncano/core's users.login() call it before they have one). */
-  async function handleSignInRoute(req: http.IncomingMessage, url: URL): Promise<HandlerAnswer> {
+  async function handleSignInRoute(req: http.IncomingMessage, url: RequestTarget): Promise<HandlerAnswer> {
     const { call } = await admitCall(req, url, false);
     return handleSignIn(authDeps, call.args, clientAddress(req));
   }
 
   /** user/: the signed-in user's own account (PATCH: its password). */
-  async function handleOwnAccount(req: http.IncomingMessage, url: URL): Promise<HandlerAnswer> {
+  async function handleOwnAccount(req: http.IncomingMessage, url: RequestTarget): Promise<HandlerAnswer> {
     const { call, caller } = await admitCall(req, url, false);
     if (!caller.user) return errorAnswer(401, 'unauthorized', 'this needs the user key (X-USER-KEY)');
     return handleOwnPassword(authDeps, caller.user, call.args, clientAddress(req));
@@ -524,17 +580,10 @@ export function createHostServer(deps: ServerDeps): HostServer {
     };
   }
 
-  async function dispatch(req: http.IncomingMessage, url: URL): Promise<HandlerAnswer> {
+  async function dispatch(req: http.IncomingMessage, url: RequestTarget): Promise<HandlerAnswer> {
     const method = req.method ?? 'GET';
     const r = route(url.pathname);
-    const allowed =
-      r.kind === 'endpoint' ? ['GET', 'POST', 'OPTIONS'] :
-      r.kind === 'admin' ? ADMIN_ROUTE_METHODS[r.route.kind] :
-      r.kind === 'sign-in' ? ['POST', 'OPTIONS'] :
-      r.kind === 'own-account' ? ['PATCH', 'OPTIONS'] :
-      r.kind === 'page-config' ? ['GET'] :
-      r.kind === 'health' ? ['GET'] :
-      r.kind === 'static' ? ['GET'] : [];
+    const allowed: readonly string[] = r.kind === 'admin' ? ADMIN_ROUTE_METHODS[r.route.kind] : r.kind === 'none' ? [] : ROUTE_METHODS[r.kind];
     if (r.kind === 'none' || (r.kind === 'static' && method !== 'GET')) {
       return errorAnswer(404, 'not_found', 'no such route');
     }
@@ -604,10 +653,10 @@ export function createHostServer(deps: ServerDeps): HostServer {
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse, expectsContinue = false) => {
     const conn = connectionOf(req.socket);
     conn.pending++;
-    res.once('close', () => conn.pending--);
     // A connection that was answered `Connection: close` runs nothing pipelined behind that answer
     // (RFC 9112 9.6); its requests end with the connection. One that keeps pipelining past twice the
     // bound is closed at once: its answers are not worth the parsing.
+    if (conn.closing || conn.pending > MAX_PIPELINED) res.once('close', () => conn.pending--);
     if (conn.closing) {
       if (conn.pending > 2 * MAX_PIPELINED) req.socket.destroy();
       return;
@@ -621,9 +670,10 @@ export function createHostServer(deps: ServerDeps): HostServer {
     const started = performance.now();
     inFlight++;
     const ex: Exchange = { res, ticket: { bytes: 0 }, expectsContinue };
-    exchanges.set(req, ex);
+    (req as WithExchange)[EXCHANGE] = ex;
     let pathname = '/';
-    res.on('close', () => {
+    res.once('close', () => {
+      conn.pending--;
       inFlight--;
       budget.give(ex.ticket.bytes);
       ex.ticket.bytes = 0;
@@ -633,7 +683,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
       log(`${isoNow()} ${req.method} ${logPath(pathname)} ${status} ${ms.toFixed(1)}ms`);
       if (inFlight === 0) idleWaiters.splice(0).forEach((f) => f());
     });
-    let url: URL;
+    let url: RequestTarget;
     try {
       url = new URL(req.url ?? '/', 'http://host');
       pathname = url.pathname;
