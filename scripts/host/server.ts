@@ -161,16 +161,10 @@ function logPath(p: string): string {
   return s.length > 300 ? s.slice(0, 300) + '…' : s;
 }
 
-/** How long access-log lines wait to be written together (a write to a file or pipe is synchronous). */
-const LOG_BATCH_MS = 20;
-
-/** Access-log lines written in one batch at most every LOG_BATCH_MS, and at close. */
+/** Access-log lines written in one batch per turn of the event loop: a write to a pipe is synchronous. */
 function batchedStdout(): { log: (line: string) => void; flush: () => void } {
   let pending: string[] = [];
-  let timer: NodeJS.Timeout | undefined;
   const flush = () => {
-    if (timer) clearTimeout(timer);
-    timer = undefined;
     if (pending.length === 0) return;
     const text = pending.join('\n') + '\n';
     pending = [];
@@ -178,7 +172,7 @@ function batchedStdout(): { log: (line: string) => void; flush: () => void } {
   };
   return {
     log(line) {
-      if (pending.push(line) === 1) timer = setTimeout(flush, LOG_BATCH_MS);
+      if (pending.push(line) === 1) setImmediate(flush);
     },
     flush,
   };
