@@ -1,8 +1,9 @@
 /**
- * The socket's puts of bytes it holds (base64 uploads, small chunked bodies) are signed with
- * UNSIGNED-PAYLOAD and carry a checksum of the body: a body that changes on its way to the store is
- * refused there, and nothing is stored. A proxy on the loopback between the socket and a real store
- * changes one byte of the body of the puts it is told to.
+ * The socket's puts of bytes it holds (base64 uploads, small chunked bodies) carry a CRC32 of the body,
+ * and are signed with its SHA-256 until the store has shown that it checks the CRC32 (then with
+ * UNSIGNED-PAYLOAD): either way a body that changes on its way to the store is refused there, and
+ * nothing is stored. A proxy on the loopback between the socket and a real store changes one byte of
+ * the body of the puts it is told to.
  */
 import net from 'node:net';
 import userUpload from '../../src/user-upload';
@@ -14,6 +15,7 @@ jest.setTimeout(30_000);
 let store: TestStore;
 let proxy: net.Server;
 let proxyUrl: string;
+const sockets = new Set<net.Socket>();
 /** puts whose path contains this are changed on their way */
 const MARK = 'corrupt-me';
 
@@ -22,6 +24,10 @@ beforeAll(async () => {
   const upstream = new URL(store.endpoint);
   proxy = net.createServer((client) => {
     const server = net.connect(Number(upstream.port || 80), upstream.hostname);
+    for (const s of [client, server]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+    }
     server.on('error', () => client.destroy());
     client.on('error', () => server.destroy());
     server.pipe(client);
@@ -65,6 +71,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  for (const s of sockets) s.destroy(); // the socket's keep-alive connections
   await new Promise((resolve) => proxy?.close(resolve));
   await store?.close();
 });
@@ -81,6 +88,7 @@ test('through the proxy, an unchanged body is stored as sent', async () => {
 });
 
 test('a body changed on its way to the store is refused there, and nothing is stored', async () => {
+  expect((await upload('before.txt', Buffer.from('a put the store answers first'))).status).toBe(200);
   const bytes = Buffer.from('one byte of this changes on the way '.repeat(1000));
   const res = await upload(`${MARK}.txt`, bytes);
   expect(res.status).toBe(503);
