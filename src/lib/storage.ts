@@ -350,7 +350,8 @@ export async function headObject(store: Store, key: string, name = key): Promise
 
 export async function putObject(store: Store, key: string, body: Buffer, contentType: string): Promise<ObjectInfo> {
   await ensureBucket(store);
-  const sum = crc32Of(body);
+  // A CRC32 only where UNSIGNED-PAYLOAD may follow, and never on an empty body (some stores refuse its CRC, SPEC §5).
+  const sum = body.length > 0 && unsignedPayloadOk(store) ? crc32Of(body) : undefined;
   const put = {
     key,
     body,
@@ -366,7 +367,7 @@ export async function putObject(store: Store, key: string, body: Buffer, content
       return sendPut(store, { ...put, signal: o.abortSignal });
     }),
   );
-  if (sum !== undefined && answer.crc32 === sum && unsignedPayloadOk(store)) checksCrc32.add(store);
+  if (sum !== undefined && answer.crc32 === sum) checksCrc32.add(store);
   return { size: body.length, etag: answer.etag, contentType };
 }
 
@@ -379,7 +380,8 @@ const retryable = (err: unknown) =>
 // was sent checks that checksum (S3 does; Ceph RGW 16 ignores the header and answers without it): its
 // later puts are signed UNSIGNED-PAYLOAD and carry only the CRC32 (zlib's, ~4x faster than SHA-256
 // here), still refused when they do not match. The signature then no longer covers the body itself, so
-// only where the connection protects it: TLS, or a store on this machine's loopback.
+// only where the connection protects it: TLS, or a store on this machine's loopback; elsewhere puts
+// stay as the SDK signed them (SHA-256, no checksum header).
 
 const checksCrc32 = new WeakSet<Store>();
 const zlibCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
@@ -394,10 +396,14 @@ function crc32Of(body: Buffer): string | undefined {
 }
 
 const LOOPBACK = /^(127(\.\d{1,3}){3}|\[::1\]|localhost)$/i;
+const unsignedOk = new WeakMap<Store, boolean>();
 function unsignedPayloadOk(store: Store): boolean {
-  if (!store.config.endpoint) return true; // AWS S3: https
-  const url = new URL(store.config.endpoint);
-  return url.protocol === 'https:' || LOOPBACK.test(url.hostname);
+  let ok = unsignedOk.get(store);
+  if (ok === undefined) {
+    const url = store.config.endpoint ? new URL(store.config.endpoint) : undefined; // none: AWS S3, https
+    unsignedOk.set(store, (ok = !url || url.protocol === 'https:' || LOOPBACK.test(url.hostname)));
+  }
+  return ok;
 }
 
 /**
