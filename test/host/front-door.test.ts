@@ -234,6 +234,8 @@ describe('unauthenticated load', () => {
     expect(JSON.parse(by.keyed.body)).toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/more than 10000 keys/) });
     for (const r of seen.results) expect([r.variant, r.ms < 2_000]).toEqual([r.variant, true]);
     expect(health.failures).toEqual([]);
-    expect(health.maxMs).toBeLessThan(100);
+    // The property: the event loop is never blocked by the body (a JSON.parse of 6 M keys would hold it
+    // for seconds). 100 ms would measure the machine: CI runs this beside other suites on two cores.
+    expect(health.maxMs).toBeLessThan(500);
   });
 });
