@@ -63,6 +63,11 @@ export interface FrontDoorLimits {
   jsonMaxDepth: number;
   /** HOST_JSON_MAX_KEYS: keys and array elements of a JSON body, or fields of a form body */
   jsonMaxKeys: number;
+  /**
+   * HOST_UNKNOWN_KEYS_PER_MINUTE: keys one client address (IPv6: its /64) may bring that no user or
+   * admin has, in a minute; past it, its keys this host has not found before are 429 without a lookup
+   */
+  unknownKeysPerMinute: number;
 }
 
 export const DEFAULT_LIMITS: FrontDoorLimits = {
@@ -74,6 +79,7 @@ export const DEFAULT_LIMITS: FrontDoorLimits = {
   minBodyBytesPerSecond: 1024,
   jsonMaxDepth: 64,
   jsonMaxKeys: 10_000,
+  unknownKeysPerMinute: 600,
 };
 
 export function readLimits(env: NodeJS.ProcessEnv = process.env): FrontDoorLimits {
@@ -87,6 +93,7 @@ export function readLimits(env: NodeJS.ProcessEnv = process.env): FrontDoorLimit
     minBodyBytesPerSecond: intEnv(env, 'HOST_MIN_BODY_RATE', d.minBodyBytesPerSecond, 0),
     jsonMaxDepth: intEnv(env, 'HOST_JSON_MAX_DEPTH', d.jsonMaxDepth, 1, 10_000),
     jsonMaxKeys: intEnv(env, 'HOST_JSON_MAX_KEYS', d.jsonMaxKeys, 1),
+    unknownKeysPerMinute: intEnv(env, 'HOST_UNKNOWN_KEYS_PER_MINUTE', d.unknownKeysPerMinute, 1),
   };
 }
 

@@ -27,7 +27,7 @@ import {
 } from './request';
 import type { LoadedSocket } from './socket';
 import { handleOwnPassword, handleSignIn, handleSignUp, type AuthRouteDeps } from './auth-routes';
-import { DEFAULT_SIGN_IN_LIMITS, type SignInLimits } from './sign-in';
+import { addressKey, DEFAULT_SIGN_IN_LIMITS, type SignInLimits } from './sign-in';
 import { ADMIN_ROUTE_METHODS, adminRoute, handleAdminRoute, type AdminRoute } from './user-routes';
 import { guardUserStore } from './user-store-guard';
 import { UserStoreUnavailableError, type User, type UserStore } from './users/types';
@@ -142,14 +142,51 @@ const ROUTE_METHODS = {
  * a key is valid is never remembered here: that is the user store's (and its cache's) to say.
  */
 const MAX_DIGESTS = 10_000;
-const digests = new Map<string, Buffer>();
-function digestOf(key: string): Buffer {
-  let digest = digests.get(key);
-  if (digest === undefined) {
+/** found: a user or admin key this host has found for it (such a key still passes the unknown-key budget) */
+interface KnownDigest {
+  digest: Buffer;
+  found: boolean;
+}
+const digests = new Map<string, KnownDigest>();
+function digestOf(key: string): KnownDigest {
+  let known = digests.get(key);
+  if (known === undefined) {
     if (digests.size >= MAX_DIGESTS) digests.clear();
-    digests.set(key, (digest = keyDigest(key)));
+    digests.set(key, (known = { digest: keyDigest(key), found: false }));
   }
-  return digest;
+  return known;
+}
+
+/**
+ * Keys that no user or admin has, counted per client address (addressKey: an IPv6 /64 is one client)
+ * in fixed one-minute windows. Each such key costs a user-store lookup (a PostgreSQL query: misses are
+ * never cached), so past the budget an address's keys are refused (429) without one, unless this host
+ * has found them before: a known user behind the same address keeps working.
+ */
+class UnknownKeyBudget {
+  private window = -1;
+  private readonly counts = new Map<string, number>();
+  constructor(private readonly perMinute: number) {}
+  private roll(): void {
+    const window = Math.floor(Date.now() / 60_000);
+    if (window !== this.window) {
+      this.window = window;
+      this.counts.clear();
+    }
+  }
+  spent(address: string): boolean {
+    this.roll();
+    return (this.counts.get(addressKey(address)) ?? 0) >= this.perMinute;
+  }
+  miss(address: string): void {
+    this.roll();
+    const key = addressKey(address);
+    // bounded: a flood from more addresses than this is past what one host's memory should track
+    if (this.counts.size < 100_000 || this.counts.has(key)) this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+  }
+  secondsLeft(): number {
+    return 60 - Math.floor((Date.now() % 60_000) / 1000);
+  }
 }
 
 const distinct = (xs: string[]): string[] => (xs.length < 2 ? xs : [...new Set(xs)]);
@@ -249,6 +286,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
   const limits: FrontDoorLimits = { ...DEFAULT_LIMITS, ...deps.limits };
   const keylessLimit = Math.min(limits.keylessBodyLimit, deps.bodyLimit);
   const budget = new BodyBudget(limits.maxInflightBodyBytes);
+  const unknownKeys = new UnknownKeyBudget(limits.unknownKeysPerMinute);
   // Each request's exchange and each connection's state live on the request and the socket themselves
   // (symbol-keyed): a WeakMap entry per request would cost every garbage collection more.
   const exchangeOf = (req: http.IncomingMessage): Exchange => (req as WithExchange)[EXCHANGE]!;
@@ -319,26 +357,40 @@ export function createHostServer(deps: ServerDeps): HostServer {
    * what it finds (a changed key is refused on every host within 1 s), so a known key costs no round
    * trip; a store that fails is a 503 (UserStoreUnavailableError), never a 401.
    */
-  async function authenticate(call: CallInput): Promise<Caller> {
+  async function authenticate(call: CallInput, address: string): Promise<Caller> {
     const adminKeys = distinct(call.adminKeys);
     const userKeys = distinct(call.userKeys);
     if (adminKeys.length > 1) throw new HttpError(401, 'unauthorized', 'admin keys given in several places disagree');
     if (userKeys.length > 1) throw new HttpError(401, 'unauthorized', 'user keys given in several places disagree');
+    const checked = (key: string): KnownDigest => {
+      const known = digestOf(key);
+      if (!known.found && unknownKeys.spent(address)) {
+        throw new HttpError(429, 'too_many_unknown_keys', `more than ${limits.unknownKeysPerMinute} unknown keys from this address in a minute; try again shortly`, unknownKeys.secondsLeft());
+      }
+      return known;
+    };
+    const unknown = (message: string) => {
+      unknownKeys.miss(address);
+      return new HttpError(401, 'unauthorized', message);
+    };
     let admin = false;
     if (adminKeys.length === 1) {
-      if (!(await users.isAdminKeyDigest(digestOf(adminKeys[0])))) throw new HttpError(401, 'unauthorized', 'unknown or revoked admin key');
+      const known = checked(adminKeys[0]);
+      if (!(await users.isAdminKeyDigest(known.digest))) throw unknown('unknown or revoked admin key');
+      known.found = true;
       admin = true;
     }
     let user: (User & { user_key: string }) | undefined;
     if (userKeys.length === 1) {
-      const digest = digestOf(userKeys[0]);
-      const found = await users.findByKeyDigest(digest);
+      const known = checked(userKeys[0]);
+      const found = await users.findByKeyDigest(known.digest);
       if (!found) {
-        if (await users.isAdminKeyDigest(digest)) {
+        if (await users.isAdminKeyDigest(known.digest)) {
           throw new HttpError(401, 'unauthorized', 'the admin key is not a user key; send it as X-API-KEY');
         }
-        throw new HttpError(401, 'unauthorized', 'unknown, rotated or disabled user key');
+        throw unknown('unknown, rotated or disabled user key');
       }
+      known.found = true;
       user = { ...found, user_key: userKeys[0] };
     }
     return { user, admin };
@@ -361,7 +413,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
     takesFile = false,
   ): Promise<{ call: CallInput; caller: Caller; rawBody?: RawBody }> {
     const early = collectCall(req, url.search ? url.searchParams : undefined);
-    const earlyCaller = await authenticate(early);
+    const earlyCaller = await authenticate(early, clientAddress(req));
     const known = needsAdmin ? earlyCaller.admin : earlyCaller.admin || earlyCaller.user !== undefined;
     const limit = known ? deps.bodyLimit : keylessLimit;
     const overLimit = known
@@ -400,7 +452,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
     }
     // Keys only in the headers or query (the usual call): already checked.
     const bodyKeys = call.userKeys.length !== early.userKeys.length || call.adminKeys.length !== early.adminKeys.length;
-    return { call, caller: bodyKeys ? await authenticate(call) : earlyCaller };
+    return { call, caller: bodyKeys ? await authenticate(call, clientAddress(req)) : earlyCaller };
   }
 
   async function handleEndpoint(req: http.IncomingMessage, url: RequestTarget, endpoint: string): Promise<HandlerAnswer> {
@@ -699,7 +751,8 @@ export function createHostServer(deps: ServerDeps): HostServer {
           : failure;
         if (err instanceof HttpError) {
           const a = errorAnswer(err.status, err.code, err.message);
-          if (err.status === 503) a.headers['Retry-After'] = String(RETRY_AFTER_SECONDS);
+          if (err.retryAfterSeconds !== undefined) a.headers['Retry-After'] = String(err.retryAfterSeconds);
+          else if (err.status === 503) a.headers['Retry-After'] = String(RETRY_AFTER_SECONDS);
           // Answered while the body may still be coming (a refusal before or while it is read).
           if (!req.complete) refuse(req, res, a, err.status !== 408);
           else send(res, a);
