@@ -7,6 +7,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { keyDigest } from '../../scripts/host/admin-key';
+import { hashPassword } from '../../scripts/host/passwords';
+import { signIn, WrongCredentials } from '../../scripts/host/sign-in';
 import {
   AdminKeyTakenError,
   InvalidAdminKeyError,
@@ -263,9 +265,11 @@ describe.each(backends)('user store on $name', (backend) => {
       await db.exec('DROP INDEX users_legacy_nfkc');
       await db.exec('ALTER TABLE users DROP COLUMN legacy_nfkc');
       await db.exec('DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)');
-      await db.exec("INSERT INTO users (username, key_hash, password_hash, created_at, updated_at) VALUES ($1, $2, 'scrypt$old$hash', '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z')", [
+      const hash = await hashPassword('legacy password');
+      await db.exec("INSERT INTO users (username, key_hash, password_hash, created_at, updated_at) VALUES ($1, $2, $3, '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z')", [
         decomposed,
         digestOf('legacy key'),
+        hash,
       ]);
       await db.exec("INSERT INTO users (username, key_hash, created_at, updated_at) VALUES ($1, $2, '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z')", [
         '\uff42\uff4f\uff42', // ｂｏｂ
@@ -277,7 +281,9 @@ describe.each(backends)('user store on $name', (backend) => {
       b = await db.open();
       const legacy = await a.getUser({ username: decomposed });
       expect(legacy).toMatchObject({ username: decomposed });
-      expect(await b.passwordOf(decomposed)).toEqual({ user: expect.objectContaining({ id: legacy!.id, username: decomposed }), passwordHash: 'scrypt$old$hash' });
+      expect(await b.passwordOf(decomposed)).toEqual({ user: expect.objectContaining({ id: legacy!.id, username: decomposed }), passwordHash: hash });
+      expect(await signIn(b, { username: decomposed, password: 'legacy password', address: '192.0.2.7' })).toMatchObject({ id: legacy!.id, username: decomposed });
+      await expect(signIn(b, { username: decomposed, password: 'wrong password', address: '192.0.2.7' })).rejects.toBeInstanceOf(WrongCredentials);
       expect(await b.findByKeyDigest(digestOf('legacy key'))).toMatchObject({ id: legacy!.id });
       // its look-alikes are taken: nobody may pose as it
       await expect(b.createUser(composed)).rejects.toBeInstanceOf(UsernameTakenError);
