@@ -5,17 +5,20 @@
 //   POST /v2/instances/<instance>/users/       {username, password}  without the admin key: open sign-up,
 //                                              only with ALLOW_SIGNUP=true, a few per client address per hour
 //   PATCH /v2/instances/<instance>/user/       the signed-in user (X-USER-KEY): {old_password, password,
-//                                              signOutEverywhere?}; with signOutEverywhere the key is rotated
-//                                              and the answer carries the new one
+//                                              signOutEverywhere?}; the user's other sign-in keys end (this
+//                                              call's key and the user's key keep working); with
+//                                              signOutEverywhere the user's key is rotated too, every sign-in
+//                                              key ends, and the answer carries the new key
 //
 // A wrong username, a user without a password, a disabled user and a wrong password are one 401 after
 // the same work (sign-in.ts). Passwords are never logged and never answered.
+import { keyDigest } from './admin-key';
 import { errorAnswer, jsonAnswer, type HandlerAnswer } from './invoke';
 import { hashPassword, InvalidPasswordError, passwordProblem, PasswordsBusyError } from './passwords';
 import { addressKey, signIn, SignInThrottled, WrongCredentials, type SignInLimits } from './sign-in';
 import type { User, UserStore } from './users/types';
 import { InvalidUsernameError, UsernameTakenError } from './users/types';
-import { USERNAME_RULE, validUsername } from './users/rules';
+import { USERNAME_RULE, usernameCandidates } from './users/rules';
 
 export interface AuthRouteDeps {
   instance: string;
@@ -53,7 +56,7 @@ function credentials(args: Args): { username: string; password: string } | Handl
   const { username, password } = args;
   if (typeof username !== 'string' || username === '') return errorAnswer(400, 'invalid_argument', 'username is required (a string)');
   // a name no user can have is said so (the rule is public), before it is counted or looked up
-  if (!validUsername(username)) return errorAnswer(400, 'invalid_argument', USERNAME_RULE);
+  if (usernameCandidates(username).length === 0) return errorAnswer(400, 'invalid_argument', USERNAME_RULE);
   if (typeof password !== 'string' || password === '') return errorAnswer(400, 'invalid_argument', 'password is required (a string)');
   return { username, password };
 }
@@ -116,7 +119,7 @@ export async function handleSignUp(deps: AuthRouteDeps, args: Args, address: str
  * (the same counts and delays: a stolen key must not make guessing it free). A user without a password
  * gets its first one from the admin: a key alone setting one would outlive the key's reset.
  */
-export async function handleOwnPassword(deps: AuthRouteDeps, user: User, args: Args, address: string): Promise<HandlerAnswer> {
+export async function handleOwnPassword(deps: AuthRouteDeps, user: User & { user_key: string }, args: Args, address: string): Promise<HandlerAnswer> {
   const unknown = Object.keys(args).filter((k) => !['old_password', 'password', 'signOutEverywhere'].includes(k));
   if (unknown.length) return errorAnswer(400, 'invalid_argument', `unknown argument ${JSON.stringify(unknown[0])} (allowed: old_password, password, signOutEverywhere)`);
   const { old_password, password, signOutEverywhere } = args;
@@ -129,12 +132,19 @@ export async function handleOwnPassword(deps: AuthRouteDeps, user: User, args: A
     if (!stored?.passwordHash) return errorAnswer(403, 'forbidden', 'this user has no password yet: the admin sets the first one (PATCH users/<id>/)');
     if (typeof old_password !== 'string' || old_password === '') return errorAnswer(400, 'invalid_argument', 'old_password is required (the current password)');
     await signIn(deps.users, { username: user.username, password: old_password, address }, deps.limits);
-    await deps.users.setPasswordHash({ id: user.id }, await hashPassword(password));
     if (signOutEverywhere === true) {
+      // a new user key, and every sign-in key ends: only the answer's key works from now on
+      await deps.users.setPasswordHash({ id: user.id }, await hashPassword(password));
       const rotated = await deps.users.rotateKey({ id: user.id });
       return jsonAnswer(200, platformUser(deps.instance, rotated, rotated.user_key));
     }
-    return jsonAnswer(200, platformUser(deps.instance, user));
+    // As Django keeps the session that changed the password and ends the others: the user's other sign-in
+    // keys end (a device signed in with the old password, maybe a thief's); the key of this call and the
+    // user's own key keep working (signOutEverywhere ends those too).
+    const ended = await deps.users.setPasswordHash({ id: user.id }, await hashPassword(password), {
+      endSignInKeys: { except: keyDigest(user.user_key) },
+    });
+    return jsonAnswer(200, { ...platformUser(deps.instance, user), sign_in_keys_ended: ended });
   } catch (err) {
     if (err instanceof WrongCredentials) return errorAnswer(403, 'forbidden', 'old_password is wrong');
     if (err instanceof SignInThrottled) return throttled(err);

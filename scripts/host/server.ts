@@ -551,8 +551,9 @@ export function createHostServer(deps: ServerDeps): HostServer {
   /** user/: the signed-in user's own account (PATCH: its password). */
   async function handleOwnAccount(req: http.IncomingMessage, url: RequestTarget): Promise<HandlerAnswer> {
     const { call, caller } = await admitCall(req, url, false);
-    if (!caller.user) return errorAnswer(401, 'unauthorized', 'this needs the user key (X-USER-KEY)');
-    return handleOwnPassword(authDeps, caller.user, call.args, clientAddress(req));
+    const key = caller.user?.user_key;
+    if (!caller.user || key === undefined) return errorAnswer(401, 'unauthorized', 'this needs the user key (X-USER-KEY)');
+    return handleOwnPassword(authDeps, { ...caller.user, user_key: key }, call.args, clientAddress(req));
   }
 
   const pageConfig = () =>

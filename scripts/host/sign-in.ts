@@ -7,6 +7,7 @@
 import net from 'node:net';
 import type { LoginFailures, User, UserStore } from './users/types';
 import { needsRehash, hashPassword, verifyPassword } from './passwords';
+import { usernameCandidates } from './users/rules';
 
 export interface SignInLimits {
   /** failures per username before delays start */
@@ -39,7 +40,8 @@ export class WrongCredentials extends Error {
   }
 }
 
-const usernameBucket = (username: string) => `u:${username}`;
+// one count for every way of typing a name (its NFKC form, when that fits), or alternating forms would be fresh counts
+const usernameBucket = (username: string) => `u:${usernameCandidates(username).at(-1) ?? username}`;
 const addressBucket = (address: string) => `ip:${addressKey(address)}`;
 
 /**

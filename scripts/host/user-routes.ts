@@ -1,7 +1,8 @@
 // The admin routes for users and admin keys, shaped like the platform's (Syncano v2):
 //
 //   /v2/instances/<instance>/users/                  GET list (?limit, ?after), POST create {"username"}
-//   /v2/instances/<instance>/users/<id>/             GET, PATCH {"disabled"}, DELETE (?remove_files=true)
+//   /v2/instances/<instance>/users/<id>/             GET, PATCH {"disabled", "password"} (a password set ends the
+//                                                    user's sign-in keys), DELETE (?remove_files=true)
 //   /v2/instances/<instance>/users/<id>/reset_key/   POST: a new user key; the old one is refused from now on
 //   /v2/instances/<instance>/api_keys/               GET list, POST add {"description"?}
 //   /v2/instances/<instance>/api_keys/<id>/          GET, DELETE (revoke)
@@ -181,12 +182,13 @@ async function patchUser(id: number, args: Args, { users }: AdminRouteDeps): Pro
   }
   const disabled = args.disabled === undefined ? undefined : flagOf(args.disabled, 'disabled');
   const passwordHash = await passwordHashOf(args);
-  // An admin sets a password without the old one; the user's key is left alone (reset_key rotates it).
+  // An admin sets a password without the old one, as after a compromise: every sign-in key of the user
+  // ends with it (a thief's among them), the user's own key is left alone (reset_key rotates it).
   // A missing user is the store's NoSuchUserError: 404.
-  if (passwordHash !== undefined) await users.setPasswordHash({ id }, passwordHash);
+  const ended = passwordHash === undefined ? undefined : await users.setPasswordHash({ id }, passwordHash, { endSignInKeys: {} });
   const user = disabled !== undefined ? await users.setDisabled({ id }, disabled) : await users.getUser({ id });
   if (!user) throw notFound(`no user with id ${id}`);
-  return jsonAnswer(200, userView(user));
+  return jsonAnswer(200, ended === undefined ? userView(user) : { ...userView(user), sign_in_keys_ended: ended });
 }
 
 async function resetKey(id: number, args: Args, { users }: AdminRouteDeps): Promise<HandlerAnswer> {

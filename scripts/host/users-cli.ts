@@ -18,7 +18,8 @@ import type { NewUser, UserRef, UserStore } from './users/types';
 const USAGE = `usage: npm run users -- <command>
   add <name> [--password]    a new user; prints its key (the only time it is shown); --password asks for
                              one (from the terminal without echo, or the first line of stdin; never argv)
-  passwd <id|name>           sets the user's password (read as for add); its key is left alone
+  passwd <id|name>           sets the user's password (read as for add); every sign-in key of the user
+                             ends (devices signed in must sign in again); its user key is left alone
   list                       every user
   show <id|name>             one user
   rotate <id|name>           a new key for the user; the old one stops working (every host within 1 s)
@@ -28,7 +29,7 @@ const USAGE = `usage: npm run users -- <command>
   admin-keys add [label]     a new admin key; prints it (the only time it is shown)
   admin-keys list
   admin-keys revoke <id>     the admin key stops working (every host within 1 s)
-<id|name>: all digits is an id, anything else a name.
+<id|name>: all digits is an id, anything else a name (NFKC-normalised, as names are stored).
 DATA_DIR (default ./.data) holds users.sqlite; DATABASE_URL=postgres://... uses PostgreSQL instead.
 Exit codes: 0 done, 1 conflict or not found, 2 usage or a bad argument, 3 the user store cannot be reached.
 `;
@@ -103,8 +104,9 @@ const commands: Record<string, Command> = {
     return async (store) => {
       const user = await store.getUser(ref);
       if (!user) throw new NotFound('no such user');
-      await store.setPasswordHash({ id: user.id }, await hashPassword(await readPassword()));
-      return { id: user.id, username: user.username, password: 'set' };
+      // as the admin route: the user's sign-in keys end with the old password; its own key stays (rotate)
+      const ended = await store.setPasswordHash({ id: user.id }, await hashPassword(await readPassword()), { endSignInKeys: {} });
+      return { id: user.id, username: user.username, password: 'set', sign_in_keys_ended: ended };
     };
   },
   list(args) {

@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { keyDigest } from '../../scripts/host/admin-key';
 import { verifyPassword } from '../../scripts/host/passwords';
 import { openUserStore } from '../../scripts/host/users';
 import { tempDir } from '../support/host';
@@ -41,12 +42,21 @@ test('add --password and passwd read the password from stdin and store only its 
       expect(stored?.passwordHash).toMatch(/^scrypt\$/);
       expect(await verifyPassword('first password here', stored!.passwordHash)).toBe(true);
 
-      const changed = await cli(dir, 'second password here\n', 'passwd', 'alice');
+      // two devices signed in; the admin's passwd (naming alice in fullwidth: NFKC) ends both, not her own key
+      const devices = [await store.issueSignInKey({ id: alice.id }), await store.issueSignInKey({ id: alice.id })];
+      const changed = await cli(dir, 'second password here\n', 'passwd', 'ａｌｉｃｅ');
       expect(changed.code).toBe(0);
-      expect(JSON.parse(changed.stdout)).toEqual({ id: alice.id, username: 'alice', password: 'set' });
+      expect(JSON.parse(changed.stdout)).toEqual({ id: alice.id, username: 'alice', password: 'set', sign_in_keys_ended: 2 });
       const after = await store.passwordOf('alice');
       expect(await verifyPassword('second password here', after!.passwordHash)).toBe(true);
       expect(await verifyPassword('first password here', after!.passwordHash)).toBe(false);
+      const fresh = await openUserStore({ dataDir: dir });
+      try {
+        for (const d of devices) expect(await fresh.findByKeyDigest(keyDigest(d.user_key))).toBeUndefined();
+        expect(await fresh.findByKeyDigest(keyDigest(alice.user_key))).toMatchObject({ id: alice.id });
+      } finally {
+        await fresh.close();
+      }
 
       // a bad password is refused and changes nothing
       const short = await cli(dir, 'short\n', 'add', 'bob', '--password');

@@ -207,6 +207,62 @@ test('changing a password: the user needs the old one; signOutEverywhere rotates
   expect(host.logs()).not.toMatch(/dave (first|second|third) password|set by the admin/);
 });
 
+test('an admin password set ends every sign-in key of the user (a thief\'s among them); the key from reset_key is untouched', async () => {
+  const erin = await makeUser('erin', 'erin first password');
+  const reset = (await https(`${usersPath}${erin.id}/reset_key/`, { headers: admin(), body: {} })).body.user_key as string;
+  const devices = [(await signIn(erin.username, 'erin first password')).body.user_key, (await signIn(erin.username, 'erin first password')).body.user_key] as string[];
+  const list = (key: string) => https('/aws-storage/user-list/', { headers: { 'x-user-key': key }, body: {} });
+  for (const k of [...devices, reset]) expect((await list(k)).status).toBe(200);
+  const set = await https(`${usersPath}${erin.id}/`, { method: 'PATCH', headers: admin(), body: { password: 'erin new password' } });
+  expect(set).toMatchObject({ status: 200, body: { id: erin.id, sign_in_keys_ended: 2 } });
+  for (const k of devices) expect((await list(k)).status).toBe(401);
+  expect((await list(reset)).status).toBe(200);
+  expect((await signIn(erin.username, 'erin first password')).status).toBe(401);
+  const again = await signIn(erin.username, 'erin new password');
+  expect(again.status).toBe(200);
+  expect((await list(again.body.user_key)).status).toBe(200);
+  // a PATCH without a password ends nothing
+  expect((await https(`${usersPath}${erin.id}/`, { method: 'PATCH', headers: admin(), body: { disabled: false } })).body).not.toHaveProperty('sign_in_keys_ended');
+  expect((await list(again.body.user_key)).status).toBe(200);
+});
+
+test("the user's own password change ends its other sign-in keys; the calling key and the user key keep working", async () => {
+  const finn = await makeUser('finn', 'finn first password');
+  const [here, there] = [(await signIn(finn.username, 'finn first password')).body.user_key, (await signIn(finn.username, 'finn first password')).body.user_key] as string[];
+  const list = (key: string) => https('/aws-storage/user-list/', { headers: { 'x-user-key': key }, body: {} });
+  const changed = await https('/v2/instances/local/user/', { method: 'PATCH', headers: { 'x-user-key': here }, body: { old_password: 'finn first password', password: 'finn second password' } });
+  expect(changed).toMatchObject({ status: 200, body: { id: finn.id, sign_in_keys_ended: 1 } });
+  expect((await list(there)).status).toBe(401);
+  expect((await list(here)).status).toBe(200);
+  expect((await list(finn.user_key)).status).toBe(200);
+  // changed with the user key: every sign-in key ends, the user key stays
+  const later = (await signIn(finn.username, 'finn second password')).body.user_key as string;
+  const byUserKey = await https('/v2/instances/local/user/', { method: 'PATCH', headers: { 'x-user-key': finn.user_key }, body: { old_password: 'finn second password', password: 'finn third password' } });
+  expect(byUserKey).toMatchObject({ status: 200, body: { sign_in_keys_ended: 2 } });
+  for (const k of [here, later]) expect((await list(k)).status).toBe(401);
+  expect((await list(finn.user_key)).status).toBe(200);
+});
+
+test('usernames are NFKC: the decomposed twin is 409, either form signs in, fullwidth is the ASCII name', async () => {
+  const composed = `Jos\u00e9-${run}`;
+  const made = await https(usersPath, { headers: admin(), body: { username: composed, password: 'jose password 123' } });
+  expect(made).toMatchObject({ status: 201, body: { username: composed } });
+  const twin = await https(usersPath, { headers: admin(), body: { username: `Jose\u0301-${run}`, password: 'another password' } });
+  expect(twin).toMatchObject({ status: 409, body: { code: 'conflict' } });
+  for (const typed of [composed, `Jose\u0301-${run}`]) {
+    const r = await signIn(typed, 'jose password 123');
+    expect(r).toMatchObject({ status: 200, body: { id: made.body.id, username: composed } });
+  }
+  // a wrong password under either form is the one 401
+  expect(await signIn(`Jose\u0301-${run}`, 'not the password')).toMatchObject({ status: 401, body: { message: 'invalid username or password' } });
+  const wide = await https(usersPath, { headers: admin(), body: { username: `\uff47\uff52\uff41\uff43\uff45-${run}`, password: 'grace password 1' } });
+  expect(wide).toMatchObject({ status: 201, body: { username: `grace-${run}` } });
+  expect((await https(usersPath, { headers: admin(), body: { username: `grace-${run}` } })).status).toBe(409);
+  expect((await signIn(`grace-${run}`, 'grace password 1')).status).toBe(200);
+  // longer than 150 once normalised: 400
+  expect((await https(usersPath, { headers: admin(), body: { username: '\ufdfa'.repeat(9) } })).status).toBe(400);
+});
+
 test('bad sign-in and creation input: 400 with a reason, nothing made', async () => {
   for (const body of [{}, { username: 'x' }, { password: 'long enough pw' }, { username: 5, password: 'long enough pw' }]) {
     const r = await signIn((body as { username?: string }).username as string, (body as { password?: string }).password as string);

@@ -96,6 +96,18 @@ describe.each(kinds)('sign-in on %s', (_kind, open) => {
     expect(await attempt(carol.username, 'wrong again')).toEqual({ throttled: expect.any(Number) });
   });
 
+  test('every way of typing a name is one count: composed, decomposed and fullwidth guesses share it; either form signs in', async () => {
+    const name = unique('Ren\u00e9e');
+    const made = await store.createUser(name, { passwordHash: hash });
+    const forms = [name, name.normalize('NFD'), name.replace('R', '\uff32')]; // Ｒ
+    expect(await attempt(forms[1], 'the right password')).toEqual({ ok: expect.objectContaining({ id: made.id, username: name }) });
+    expect(await attempt(forms[2], 'the right password')).toEqual({ ok: expect.objectContaining({ id: made.id }) });
+    const results = [];
+    for (let i = 0; i < 6; i++) results.push(await attempt(forms[i % 3], `wrong guess ${i}`));
+    expect(results.slice(0, 5)).toEqual(Array(5).fill({ wrong: true }));
+    expect(results[5]).toEqual({ throttled: expect.any(Number) });
+  });
+
   test('guesses sent at once get no more checks than guesses sent one by one', async () => {
     const dave = await make('dave');
     const results = await Promise.all(Array.from({ length: 30 }, (_, i) => attempt(dave.username, `parallel guess ${i}`)));

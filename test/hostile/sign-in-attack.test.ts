@@ -148,7 +148,7 @@ const ownAccount = (host: StartedHost, key: string, body: Record<string, unknown
 // ---------------------------------------------------------------------------------------------------
 // Brute force and its bypasses
 
-test('variants of a locked username (case, NFD, outer space, array, object, number, duplicate JSON keys, forms) neither reach the user nor get fresh tries', async () => {
+test('variants of a locked username (case, NFD, fullwidth, outer space, array, object, number, duplicate JSON keys, forms) get no fresh tries; only its NFKC twins reach the user', async () => {
   const password = 'émile password 123';
   const emile = await makeUser('Émile', password);
   const guesser = freshAddress();
@@ -168,10 +168,14 @@ test('variants of a locked username (case, NFD, outer space, array, object, numb
   const q = await send(a, `${usersPath}auth/?username=${encodeURIComponent(emile.username)}&password=${encodeURIComponent(password)}`, undefined, { raw: '', from: freshAddress() });
   expect(q.status).toBe(429);
 
-  // other spellings are other (unknown) names: never emile's password, never 200
+  // the same name typed decomposed (NFD) or fullwidth is the same name (NFKC): the same locked count
   const nfd = emile.username.normalize('NFD');
   expect(nfd).not.toBe(emile.username);
-  for (const variant of [emile.username.toLowerCase(), emile.username.toUpperCase(), nfd]) {
+  const wide = emile.username.replace(/[a-z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 0xfee0));
+  expect(wide).not.toBe(emile.username);
+  for (const variant of [nfd, wide]) expect((await signIn(a, variant, password, { from: freshAddress() })).status).toBe(429);
+  // other spellings are other (unknown) names: never emile's password, never 200
+  for (const variant of [emile.username.toLowerCase(), emile.username.toUpperCase()]) {
     const r = await signIn(a, variant, password, { from: freshAddress() });
     expect(r.status).toBe(401);
     expect(r.body).toEqual({ message: 'invalid username or password', code: 'unauthorized' });
@@ -188,6 +192,7 @@ test('variants of a locked username (case, NFD, outer space, array, object, numb
     expect((await signIn(a, emile.username, shape, { from: freshAddress() })).status).toBe(400);
   }
   await sleep(DELAY_MS + 300);
+  expect((await signIn(a, nfd, password, { from: freshAddress() })).body).toMatchObject({ id: emile.id, username: emile.username });
   expect((await signIn(a, emile.username, password, { from: freshAddress() })).status).toBe(200);
 });
 

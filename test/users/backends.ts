@@ -5,6 +5,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import pg from 'pg';
 import { openUserStore } from '../../scripts/host/users/index';
 import type { UserStore } from '../../scripts/host/users/types';
@@ -16,6 +17,8 @@ export interface FreshDatabase {
   env: Record<string, string>;
   /** every byte the database holds (files, and for PostgreSQL its tables as text), to look for secrets in */
   contents(): Promise<Buffer>;
+  /** runs one statement on the database itself (parameters $1, $2…), as an older host or an operator would */
+  exec(sql: string, params?: unknown[]): Promise<void>;
   drop(): Promise<void>;
 }
 
@@ -51,6 +54,15 @@ export const sqliteBackend: Backend = {
       open: () => openUserStore({ dataDir: dir }),
       env: { DATA_DIR: dir, DATABASE_URL: '' }, // '' : not the server test:postgres names
       contents: async () => readAll(dir),
+      async exec(sql, params = []) {
+        const db = new Database(path.join(dir, 'users.sqlite'));
+        try {
+          // $1, $2… in order (better-sqlite3 binds ? by position)
+          db.prepare(sql.replace(/\$\d+/g, '?')).run(...params);
+        } finally {
+          db.close();
+        }
+      },
       drop: async () => fs.rmSync(dir, { recursive: true, force: true }),
     };
   },
@@ -90,6 +102,15 @@ export const postgresBackend: Backend = {
           await c.query('CHECKPOINT').catch(() => {});
           const files = process.env.PGDATA ? readAll(process.env.PGDATA) : Buffer.alloc(0);
           return Buffer.concat([Buffer.from(parts.join('\n')), files]);
+        } finally {
+          await c.end();
+        }
+      },
+      async exec(sql, params = []) {
+        const c = new pg.Client({ connectionString: url.toString() });
+        await c.connect();
+        try {
+          await c.query(sql, params);
         } finally {
           await c.end();
         }

@@ -7,6 +7,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { keyDigest } from '../../scripts/host/admin-key';
+import { hashPassword } from '../../scripts/host/passwords';
+import { signIn, WrongCredentials } from '../../scripts/host/sign-in';
 import {
   AdminKeyTakenError,
   InvalidAdminKeyError,
@@ -224,6 +226,106 @@ describe.each(backends)('user store on $name', (backend) => {
     });
   });
 
+  describe('usernames are NFKC', () => {
+    const composed = 'Jos\u00e9';
+    const decomposed = 'Jose\u0301';
+
+    test('the decomposed twin of a user is taken, on any store; either form finds it; fullwidth is the ASCII name', async () => {
+      const jose = await a.createUser(composed);
+      expect(jose.username).toBe(composed);
+      await expect(a.createUser(decomposed)).rejects.toBeInstanceOf(UsernameTakenError);
+      await expect(b.createUser(decomposed)).rejects.toBeInstanceOf(UsernameTakenError);
+      expect(await b.getUser({ username: decomposed })).toMatchObject({ id: jose.id, username: composed });
+      expect((await b.passwordOf(decomposed))?.user.id).toBe(jose.id);
+
+      // made decomposed: stored composed
+      const zoe = await b.createUser('Zoe\u0308');
+      expect(zoe.username).toBe('Zo\u00eb');
+      await expect(a.createUser('Zo\u00eb')).rejects.toBeInstanceOf(UsernameTakenError);
+
+      const alice = await a.createUser('\uff41\uff4c\uff49\uff43\uff45'); // ａｌｉｃｅ
+      expect(alice.username).toBe('alice');
+      await expect(b.createUser('alice')).rejects.toBeInstanceOf(UsernameTakenError);
+      expect(await a.getUser({ username: '\uff41\uff4c\uff49\uff43\uff45' })).toMatchObject({ id: alice.id });
+      expect(await a.rotateKey({ username: '\uff41\uff4c\uff49\uff43\uff45' })).toMatchObject({ id: alice.id });
+      expect((await a.listUsers()).map((u) => u.username)).toEqual([composed, 'Zo\u00eb', 'alice']);
+    });
+
+    test('the rules apply to the NFKC form: a name that grows past 150 characters, or gains an outer space, is refused', async () => {
+      // U+FDFA is one character, eighteen once normalised: 9 of them are 162
+      await expect(a.createUser('\ufdfa'.repeat(9))).rejects.toBeInstanceOf(InvalidUsernameError);
+      await expect(a.createUser('\ufdfa'.repeat(8))).resolves.toMatchObject({ username: '\ufdfa'.normalize('NFKC').repeat(8) });
+      // U+00A0 (no-break space) is a space once normalised
+      await expect(a.createUser('bob\u00a0')).rejects.toBeInstanceOf(InvalidUsernameError);
+      expect(await a.listUsers()).toHaveLength(1);
+    });
+
+    test('a user made before names were normalised keeps its exact name, signs in with it, and holds its NFKC form taken', async () => {
+      // an older host's database: no legacy_nfkc, and rows stored as typed
+      await db.exec('DROP INDEX users_legacy_nfkc');
+      await db.exec('ALTER TABLE users DROP COLUMN legacy_nfkc');
+      await db.exec('DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)');
+      const hash = await hashPassword('legacy password');
+      await db.exec("INSERT INTO users (username, key_hash, password_hash, created_at, updated_at) VALUES ($1, $2, $3, '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z')", [
+        decomposed,
+        digestOf('legacy key'),
+        hash,
+      ]);
+      await db.exec("INSERT INTO users (username, key_hash, created_at, updated_at) VALUES ($1, $2, '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z')", [
+        '\uff42\uff4f\uff42', // ｂｏｂ
+        digestOf('legacy bob key'),
+      ]);
+      await a.close();
+      await b.close();
+      a = await db.open();
+      b = await db.open();
+      const legacy = await a.getUser({ username: decomposed });
+      expect(legacy).toMatchObject({ username: decomposed });
+      expect(await b.passwordOf(decomposed)).toEqual({ user: expect.objectContaining({ id: legacy!.id, username: decomposed }), passwordHash: hash });
+      expect(await signIn(b, { username: decomposed, password: 'legacy password', address: '192.0.2.7' })).toMatchObject({ id: legacy!.id, username: decomposed });
+      await expect(signIn(b, { username: decomposed, password: 'wrong password', address: '192.0.2.7' })).rejects.toBeInstanceOf(WrongCredentials);
+      expect(await b.findByKeyDigest(digestOf('legacy key'))).toMatchObject({ id: legacy!.id });
+      // its look-alikes are taken: nobody may pose as it
+      await expect(b.createUser(composed)).rejects.toBeInstanceOf(UsernameTakenError);
+      await expect(b.createUser(decomposed)).rejects.toBeInstanceOf(UsernameTakenError);
+      await expect(a.createUser('bob')).rejects.toBeInstanceOf(UsernameTakenError);
+      expect(await a.getUser({ username: '\uff42\uff4f\uff42' })).toMatchObject({ username: '\uff42\uff4f\uff42' });
+      // changes by the exact name reach that user
+      await a.setPasswordHash({ username: decomposed }, 'scrypt$new$hash');
+      expect((await b.passwordOf(decomposed))!.passwordHash).toBe('scrypt$new$hash');
+      expect(await a.deleteUser({ username: '\uff42\uff4f\uff42' })).toBe(true);
+      expect((await a.listUsers()).map((u) => u.username)).toEqual([decomposed]);
+    });
+  });
+
+  describe('a password set may end the sign-in keys', () => {
+    test('endSignInKeys ends every sign-in key (but `except`) on every store within 1 s; the user key stays; without it none ends', async () => {
+      const u = await a.createUser('mia', { passwordHash: 'scrypt$a$b' });
+      const [k1, k2, k3] = [await a.issueSignInKey({ id: u.id }), await a.issueSignInKey({ id: u.id }), await a.issueSignInKey({ id: u.id })];
+      for (const k of [k1, k2, k3, u]) expect(await b.findByKeyDigest(digestOf(k.user_key))).toMatchObject({ id: u.id });
+      // a rehash at sign-in: no key ends
+      expect(await a.setPasswordHash({ id: u.id }, 'scrypt$c$d')).toBe(0);
+      expect(await b.findByKeyDigest(digestOf(k1.user_key))).toMatchObject({ id: u.id });
+      // the user's own change: all but the caller's
+      expect(await a.setPasswordHash({ id: u.id }, 'scrypt$e$f', { endSignInKeys: { except: digestOf(k1.user_key) } })).toBe(2);
+      expect(await msUntil(async () => (await b.findByKeyDigest(digestOf(k2.user_key))) === undefined)).toBeLessThan(1000);
+      expect(await b.findByKeyDigest(digestOf(k3.user_key))).toBeUndefined();
+      expect(await b.findByKeyDigest(digestOf(k1.user_key))).toMatchObject({ id: u.id });
+      // the admin's: all
+      expect(await b.setPasswordHash({ username: 'mia' }, 'scrypt$g$h', { endSignInKeys: {} })).toBe(1);
+      expect(await msUntil(async () => (await a.findByKeyDigest(digestOf(k1.user_key))) === undefined)).toBeLessThan(1000);
+      expect(await a.findByKeyDigest(digestOf(u.user_key))).toMatchObject({ id: u.id });
+      expect((await a.passwordOf('mia'))!.passwordHash).toBe('scrypt$g$h');
+      // another user's keys are not touched
+      const other = await a.createUser('ned');
+      const theirs = await a.issueSignInKey({ id: other.id });
+      expect(await a.setPasswordHash({ id: u.id }, 'scrypt$i$j', { endSignInKeys: {} })).toBe(0);
+      expect(await b.findByKeyDigest(digestOf(theirs.user_key))).toMatchObject({ id: other.id });
+      await expect(a.setPasswordHash({ id: u.id }, 'scrypt$k$l', { endSignInKeys: { except: Buffer.from('short') } })).rejects.toBeInstanceOf(TypeError);
+      expect((await a.passwordOf('mia'))!.passwordHash).toBe('scrypt$i$j');
+    });
+  });
+
   describe('admin keys', () => {
     test('several work at once on every store; revoking one refuses it on the other within 1 s', async () => {
       await a.ensureAdminKey('operator-admin-key', 'ADMIN_KEY');
@@ -374,7 +476,7 @@ describe('SQLite: a users.sqlite made before #14 carries over', () => {
       const check = new Database(path.join(dir, 'users.sqlite'), { readonly: true });
       const versions = check.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as { version: number }[];
       check.close();
-      expect(versions.map((v) => v.version)).toEqual([1, 2, 3]); // 3: sign_in_keys (#16)
+      expect(versions.map((v) => v.version)).toEqual([1, 2, 3, 4]); // 3: sign_in_keys (#16), 4: legacy_nfkc
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

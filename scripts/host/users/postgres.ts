@@ -12,6 +12,7 @@ import { adminKey, FoundCache, MAX_CACHED, userKey } from './cache';
 import {
   checkBucket,
   checkChosenAdminKey,
+  checkEndSignInKeys,
   checkId,
   checkLabel,
   checkListOptions,
@@ -20,6 +21,7 @@ import {
   checkTime,
   checkUsername,
   isDigest,
+  legacyNormalForm,
   newAdminKey,
   newUserKey,
   refColumn,
@@ -32,6 +34,7 @@ import {
   NewAdminKey,
   NewUser,
   NoSuchUserError,
+  SetPasswordOptions,
   User,
   UserRef,
   UsernameTakenError,
@@ -88,7 +91,12 @@ const MIGRATIONS: string[] = [
      created_at timestamptz NOT NULL DEFAULT now()
    );
    CREATE INDEX sign_in_keys_user ON sign_in_keys (user_id, id);`,
+  // usernames are NFKC from now on; a row made before keeps its name, and holds its NFKC form taken
+  // (filled in by backfillLegacyNames with Node's NFKC, the one that normalises new names)
+  `ALTER TABLE users ADD COLUMN legacy_nfkc text;
+   CREATE INDEX users_legacy_nfkc ON users (legacy_nfkc) WHERE legacy_nfkc IS NOT NULL;`,
 ];
+const LEGACY_NAMES_MIGRATION = 3;
 
 interface UserRow {
   id: string;
@@ -268,6 +276,13 @@ export class PostgresUserStore implements UserStore {
       const [row] = await q<{ v: number | null }>('SELECT max(version) AS v FROM schema_migrations');
       for (let v = (row.v ?? 0) + 1; v <= MIGRATIONS.length; v++) {
         await q(MIGRATIONS[v - 1]);
+        if (v === LEGACY_NAMES_MIGRATION) {
+          // only non-ASCII names can be other than NFKC
+          for (const row of await q<{ id: string; username: string }>("SELECT id, username FROM users WHERE username ~ '[^ -~]'")) {
+            const normal = legacyNormalForm(row.username);
+            if (normal !== null) await q('UPDATE users SET legacy_nfkc = $1 WHERE id = $2', [normal, row.id]);
+          }
+        }
         await q('INSERT INTO schema_migrations (version) VALUES ($1)', [v]);
       }
       // several hosts may wait for the lock in turn at start: not the 5 s of an ordinary statement
@@ -348,10 +363,12 @@ export class PostgresUserStore implements UserStore {
   // Users
 
   private async userWhere(q: Query, ref: UserRef): Promise<UserRow | undefined> {
-    const { column, value } = refColumn(ref);
-    if (value === undefined) return undefined;
-    const [row] = await q<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE ${column} = $1`, [value]);
-    return row;
+    const { column, values } = refColumn(ref);
+    for (const value of values) {
+      const [row] = await q<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE ${column} = $1`, [value]);
+      if (row) return row;
+    }
+    return undefined;
   }
 
   /**
@@ -359,22 +376,27 @@ export class PostgresUserStore implements UserStore {
    * other parameters follow; its first returned row, or undefined when no user matched.
    */
   private async changeUser<R extends pg.QueryResultRow>(ref: UserRef, statement: (where: string) => string, params: unknown[]): Promise<R | undefined> {
-    const { column, value } = refColumn(ref);
-    if (value === undefined) return undefined; // a username that breaks the rules: nobody has it
-    return this.change(async (q) => (await q<R>(statement(`${column} = $1`), [value, ...params]))[0]);
+    const { column, values } = refColumn(ref);
+    if (values.length === 0) return undefined; // a username that breaks the rules: nobody has it
+    if (column === 'id') return this.change(async (q) => (await q<R>(statement('id = $1'), [values[0], ...params]))[0]);
+    // the first candidate that names a user (usernameCandidates), never several users at once
+    const where = 'id = (SELECT id FROM users WHERE username = ANY($1::text[]) ORDER BY array_position($1::text[], username) LIMIT 1)';
+    return this.change(async (q) => (await q<R>(statement(where), [values, ...params]))[0]);
   }
 
   async createUser(username: string, opts: { passwordHash?: string } = {}): Promise<NewUser> {
-    checkUsername(username);
+    const name = checkUsername(username);
     const passwordHash = opts.passwordHash === undefined ? null : checkPasswordHash(opts.passwordHash);
     const user_key = newUserKey();
-    // DO NOTHING, not an error: of two hosts making one name at once, the second gets no row
+    // DO NOTHING, not an error: of two hosts making one name at once, the second gets no row; a row made
+    // before names were normalised holds its NFKC form taken
     const [row] = await this.query<UserRow>(
-      `INSERT INTO users (username, key_hash, password_hash) VALUES ($1, $2, $3)
+      `INSERT INTO users (username, key_hash, password_hash)
+       SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM users WHERE legacy_nfkc = $1)
        ON CONFLICT (username) DO NOTHING RETURNING ${USER_COLUMNS}`,
-      [username, keyDigest(user_key), passwordHash],
+      [name, keyDigest(user_key), passwordHash],
     );
-    if (!row) throw new UsernameTakenError(username);
+    if (!row) throw new UsernameTakenError(name);
     return { ...toUser(row), user_key };
   }
 
@@ -461,19 +483,30 @@ export class PostgresUserStore implements UserStore {
   }
 
   async passwordOf(username: string): Promise<{ user: User; passwordHash: string | null } | undefined> {
-    const { value } = refColumn({ username });
-    if (value === undefined) return undefined;
+    const { values } = refColumn({ username });
+    if (values.length === 0) return undefined;
     const [row] = await this.query<UserRow & { password_hash: string | null }>(
-      `SELECT ${USER_COLUMNS}, password_hash FROM users WHERE username = $1`,
-      [value],
+      `SELECT ${USER_COLUMNS}, password_hash FROM users WHERE username = ANY($1::text[])
+       ORDER BY array_position($1::text[], username) LIMIT 1`,
+      [values],
     );
     return row && { user: toUser(row), passwordHash: row.password_hash };
   }
 
-  async setPasswordHash(ref: UserRef, passwordHash: string | null): Promise<void> {
+  async setPasswordHash(ref: UserRef, passwordHash: string | null, opts: SetPasswordOptions = {}): Promise<number> {
     const hash = checkPasswordHash(passwordHash);
-    const row = await this.changeUser(ref, (where) => `UPDATE users SET password_hash = $2, updated_at = now() WHERE ${where} RETURNING id`, [hash]);
+    const end = checkEndSignInKeys(opts);
+    // the sign-in keys end in the same statement as the password changes ($4: end none)
+    const row = await this.changeUser<{ ended: string }>(
+      ref,
+      (where) => `WITH u AS (UPDATE users SET password_hash = $2, updated_at = now() WHERE ${where} RETURNING id),
+                       ended AS (DELETE FROM sign_in_keys WHERE $4 AND user_id IN (SELECT id FROM u)
+                                 AND key_hash IS DISTINCT FROM $3::bytea RETURNING 1)
+                  SELECT (SELECT count(*) FROM ended) AS ended FROM u`,
+      [hash, end?.except ?? null, end !== undefined],
+    );
     if (!row) throw new NoSuchUserError('no such user');
+    return Number(row.ended);
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // The user store's input rules and key making, shared by both implementations: one place for each rule.
 import crypto from 'node:crypto';
-import { InvalidAdminKeyError, InvalidUsernameError, type UserRef } from './types';
+import { InvalidAdminKeyError, InvalidUsernameError, type SetPasswordOptions, type UserRef } from './types';
 
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 export const MAX_LABEL_LENGTH = 100;
@@ -10,24 +10,53 @@ const MAX_PASSWORD_HASH_LENGTH = 1024;
 const MAX_BUCKET_LENGTH = 300;
 export const MAX_LIST_LIMIT = 1000;
 
-export function validUsername(username: unknown): username is string {
+/** The shape rules, on a name as it is stored. */
+function fitsUsernameRule(name: string): boolean {
   return (
-    typeof username === 'string' &&
-    username.length >= 1 &&
-    username.length <= 150 &&
-    username.trim() === username &&
-    !CONTROL_CHARACTERS.test(username) &&
+    name.length >= 1 &&
+    name.length <= 150 &&
+    name.trim() === name &&
+    !CONTROL_CHARACTERS.test(name) &&
     // no lone surrogate: it has no UTF-8 form (Node 24 stores each as U+FFFD, so two would collide)
-    !/\p{Cs}/u.test(username)
+    !/\p{Cs}/u.test(name)
   );
 }
 
-export const USERNAME_RULE = 'username must be 1..150 characters, no control characters, lone surrogates or outer spaces';
+/**
+ * The one form a username is stored, compared and counted in: NFKC (as Django normalises usernames),
+ * so that "José" composed and decomposed, or fullwidth "ａｌｉｃｅ" and "alice", are one name and no
+ * user can pose as another with a name that looks the same.
+ */
+export const normalUsername = (name: string): string => name.normalize('NFKC');
 
+/** A name that fits the rules once normalised (the rules apply to the stored form: NFKC may lengthen it). */
+export function validUsername(username: unknown): username is string {
+  return typeof username === 'string' && fitsUsernameRule(normalUsername(username));
+}
+
+export const USERNAME_RULE = 'username must be 1..150 characters once NFKC-normalised, no control characters, lone surrogates or outer spaces';
+
+/** The normalised name, or InvalidUsernameError. */
 export function checkUsername(username: unknown): string {
   if (!validUsername(username)) throw new InvalidUsernameError(USERNAME_RULE);
-  return username;
+  return normalUsername(username);
 }
+
+/**
+ * The stored names a typed username may mean, in order: when it is not in NFKC form, first the name
+ * exactly as typed (only a user made before names were normalised can have it: that user keeps its
+ * name, even where another's is its NFKC form), then its NFKC form, which every user made since has.
+ */
+export function usernameCandidates(username: unknown): string[] {
+  if (typeof username !== 'string') return [];
+  const normal = normalUsername(username);
+  const out = username !== normal && fitsUsernameRule(username) ? [username] : [];
+  if (fitsUsernameRule(normal)) out.push(normal);
+  return out;
+}
+
+/** A stored name not in NFKC form (made before names were normalised): its NFKC form, which it holds taken. */
+export const legacyNormalForm = (stored: string): string | null => (normalUsername(stored) === stored ? null : normalUsername(stored));
 
 export function checkLabel(label: unknown): string {
   if (typeof label !== 'string' || label.length > MAX_LABEL_LENGTH || CONTROL_CHARACTERS.test(label)) {
@@ -91,15 +120,24 @@ export function checkListOptions(opts: { limit?: number; afterId?: number } = {}
 }
 
 /**
- * Which column a UserRef names. A username that breaks the rules names nobody (`value: undefined`):
- * no such user can exist, so it is "not found", not a malformed call.
+ * Which column a UserRef names, and the values to try in turn (usernameCandidates). A username that
+ * breaks the rules names nobody (`values: []`): no such user can exist, so it is "not found", not a
+ * malformed call.
  */
-export function refColumn(ref: UserRef): { column: 'id' | 'username'; value: number | string | undefined } {
-  if (ref && typeof ref === 'object' && 'id' in ref) return { column: 'id', value: checkId(ref.id, "a user's id") };
-  if (ref && typeof ref === 'object' && 'username' in ref) {
-    return { column: 'username', value: validUsername(ref.username) ? ref.username : undefined };
-  }
+export function refColumn(ref: UserRef): { column: 'id' | 'username'; values: Array<number | string> } {
+  if (ref && typeof ref === 'object' && 'id' in ref) return { column: 'id', values: [checkId(ref.id, "a user's id")] };
+  if (ref && typeof ref === 'object' && 'username' in ref) return { column: 'username', values: usernameCandidates(ref.username) };
   throw new TypeError('a user is named by { id } or { username }');
+}
+
+/** setPasswordHash's options: what to end with the password, or undefined for nothing. */
+export function checkEndSignInKeys(opts: SetPasswordOptions): { except?: Buffer } | undefined {
+  const end = opts?.endSignInKeys;
+  if (end === undefined) return undefined;
+  if (typeof end !== 'object' || end === null || (end.except !== undefined && !isDigest(end.except))) {
+    throw new TypeError('endSignInKeys is { except?: a key digest }');
+  }
+  return end;
 }
 
 /** A SHA-256 digest, as keyDigest() makes: anything else matches no key. */

@@ -8,6 +8,7 @@ import { adminKey, FoundCache, MAX_CACHED, userKey } from './cache';
 import {
   checkBucket,
   checkChosenAdminKey,
+  checkEndSignInKeys,
   checkId,
   checkLabel,
   checkListOptions,
@@ -16,6 +17,7 @@ import {
   checkTime,
   checkUsername,
   isDigest,
+  legacyNormalForm,
   newAdminKey,
   newUserKey,
   refColumn,
@@ -28,6 +30,7 @@ import {
   NewAdminKey,
   NewUser,
   NoSuchUserError,
+  SetPasswordOptions,
   User,
   UserRef,
   UsernameTakenError,
@@ -74,7 +77,12 @@ const MIGRATIONS: string[] = [
      created_at TEXT NOT NULL
    );
    CREATE INDEX sign_in_keys_user ON sign_in_keys (user_id, created_at);`,
+  // usernames are NFKC from now on; a row made before keeps its name, and holds its NFKC form taken
+  // (filled in by backfillLegacyNames: SQLite has no NFKC of its own)
+  `ALTER TABLE users ADD COLUMN legacy_nfkc TEXT;
+   CREATE INDEX users_legacy_nfkc ON users (legacy_nfkc) WHERE legacy_nfkc IS NOT NULL;`,
 ];
+const LEGACY_NAMES_MIGRATION = 4;
 
 interface UserRow {
   id: number;
@@ -149,10 +157,20 @@ export class SqliteUserStore implements UserStore {
         const row = this.sql('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
         for (let v = (row.v ?? 0) + 1; v <= MIGRATIONS.length; v++) {
           this.db.exec(MIGRATIONS[v - 1]);
+          if (v === LEGACY_NAMES_MIGRATION) this.backfillLegacyNames();
           this.sql('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(v, new Date().toISOString());
         }
       })
       .immediate();
+  }
+
+  /** Each stored name not in NFKC form gets its NFKC form in legacy_nfkc (only non-ASCII names can be such). */
+  private backfillLegacyNames(): void {
+    const rows = this.sql("SELECT id, username FROM users WHERE username GLOB '*[^ -~]*'").all() as { id: number; username: string }[];
+    for (const row of rows) {
+      const normal = legacyNormalForm(row.username);
+      if (normal !== null) this.sql('UPDATE users SET legacy_nfkc = ? WHERE id = ?').run(normal, row.id);
+    }
   }
 
   /** Runs a database step, turning "cannot use the file" into UserStoreUnavailableError. */
@@ -186,9 +204,12 @@ export class SqliteUserStore implements UserStore {
   }
 
   private userWhere(ref: UserRef): UserRow | undefined {
-    const { column, value } = refColumn(ref);
-    if (value === undefined) return undefined;
-    return this.sql(`SELECT ${USER_COLUMNS} FROM users WHERE ${column} = ?`).get(value) as UserRow | undefined;
+    const { column, values } = refColumn(ref);
+    for (const value of values) {
+      const row = this.sql(`SELECT ${USER_COLUMNS} FROM users WHERE ${column} = ?`).get(value) as UserRow | undefined;
+      if (row) return row;
+    }
+    return undefined;
   }
 
   private mustFind(ref: UserRef): UserRow {
@@ -199,17 +220,22 @@ export class SqliteUserStore implements UserStore {
 
   createUser(username: string, opts: { passwordHash?: string } = {}): Promise<NewUser> {
     return this.run(() => {
-      checkUsername(username);
+      const name = checkUsername(username);
       const passwordHash = opts.passwordHash === undefined ? null : checkPasswordHash(opts.passwordHash);
       const user_key = newUserKey();
       const now = new Date().toISOString();
       try {
+        // a row made before names were normalised holds its NFKC form taken: the check and the insert in one statement
         const r = this
-          .sql('INSERT INTO users (username, key_hash, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?)')
-          .run(username, keyDigest(user_key), passwordHash, now, now);
-        return { id: Number(r.lastInsertRowid), username, disabled: false, createdAt: now, updatedAt: now, user_key };
+          .sql(
+            `INSERT INTO users (username, key_hash, password_hash, created_at, updated_at)
+             SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM users WHERE legacy_nfkc = ?)`,
+          )
+          .run(name, keyDigest(user_key), passwordHash, now, now, name);
+        if (r.changes === 0) throw new UsernameTakenError(name);
+        return { id: Number(r.lastInsertRowid), username: name, disabled: false, createdAt: now, updatedAt: now, user_key };
       } catch (err) {
-        if (String((err as Error).message).includes('users.username')) throw new UsernameTakenError(username);
+        if (String((err as Error).message).includes('users.username')) throw new UsernameTakenError(name);
         throw err;
       }
     });
@@ -308,14 +334,12 @@ export class SqliteUserStore implements UserStore {
 
   deleteUser(ref: UserRef): Promise<boolean> {
     return this.run(() => {
-      const { column, value } = refColumn(ref);
-      if (value === undefined) return false;
       return (
         this.change(() => {
           const row = this.userWhere(ref);
           if (!row) return undefined;
           this.sql('DELETE FROM sign_in_keys WHERE user_id = ?').run(row.id);
-          return this.sql(`DELETE FROM users WHERE ${column} = ?`).run(value).changes > 0 ? true : undefined;
+          return this.sql('DELETE FROM users WHERE id = ?').run(row.id).changes > 0 ? true : undefined;
         }) ?? false
       );
     });
@@ -323,23 +347,23 @@ export class SqliteUserStore implements UserStore {
 
   passwordOf(username: string): Promise<{ user: User; passwordHash: string | null } | undefined> {
     return this.run(() => {
-      const { value } = refColumn({ username });
-      if (value === undefined) return undefined;
-      const row = this.sql(`SELECT ${USER_COLUMNS}, password_hash FROM users WHERE username = ?`).get(value) as
-        | (UserRow & { password_hash: string | null })
-        | undefined;
-      return row && { user: toUser(row), passwordHash: row.password_hash };
+      const found = this.userWhere({ username });
+      if (!found) return undefined;
+      const row = this.sql('SELECT password_hash FROM users WHERE id = ?').get(found.id) as { password_hash: string | null };
+      return { user: toUser(found), passwordHash: row.password_hash };
     });
   }
 
-  setPasswordHash(ref: UserRef, passwordHash: string | null): Promise<void> {
+  setPasswordHash(ref: UserRef, passwordHash: string | null, opts: SetPasswordOptions = {}): Promise<number> {
     return this.run(() => {
       const hash = checkPasswordHash(passwordHash);
-      this.change(() => {
+      const end = checkEndSignInKeys(opts);
+      return this.change(() => {
         const row = this.mustFind(ref);
         this.sql('UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?').run(hash, new Date().toISOString(), row.id);
-        return true;
-      });
+        if (!end) return 0;
+        return this.sql('DELETE FROM sign_in_keys WHERE user_id = ? AND key_hash IS NOT ?').run(row.id, end.except ?? null).changes;
+      })!;
     });
   }
 

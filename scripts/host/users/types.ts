@@ -43,6 +43,10 @@ export interface LoginFailures {
 /** sign-in keys one user may hold at once (devices signed in); the oldest go first */
 export const MAX_SIGN_IN_KEYS = 20;
 
+export interface SetPasswordOptions {
+  endSignInKeys?: { except?: Buffer };
+}
+
 export type UserRef = { id: number } | { username: string };
 
 /** The store cannot be reached or failed: the host answers 503, never 500 and never a wrong 401. */
@@ -90,7 +94,12 @@ export interface UserStore {
 
   /** #16: the stored password hash (null: the user has no password), with the user. */
   passwordOf(username: string): Promise<{ user: User; passwordHash: string | null } | undefined>;
-  setPasswordHash(ref: UserRef, passwordHash: string | null): Promise<void>;
+  /**
+   * Sets (or with null clears) the password. With `endSignInKeys` the user's sign-in keys end in the same
+   * change (every host within 1 s), but for `except` (a key's digest: the caller's own); the user's own key
+   * is left alone (rotateKey ends it). Answers how many sign-in keys ended.
+   */
+  setPasswordHash(ref: UserRef, passwordHash: string | null, opts?: SetPasswordOptions): Promise<number>;
   /** #16: brute-force counters, in the store so that they hold across hosts. */
   recordLoginFailure(bucket: string, now: number): Promise<LoginFailures>;
   loginFailures(bucket: string): Promise<LoginFailures>;
