@@ -6,7 +6,7 @@
  * answer. A loopback proxy between the socket and the store does the mischief.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import http from 'node:http';
 import net from 'node:net';
 import { Readable } from 'node:stream';
@@ -22,10 +22,12 @@ let proxy: http.Server;
 let proxyUrl: string;
 const sockets = new Set<net.Socket>();
 /** what the proxy does to the next PUT whose path contains a mark */
-type Mischief = { kind: 'flip' } | { kind: 'status'; status: number; times: number; body: string } | { kind: 'hang' };
+type Mischief = { kind: 'flip' } | { kind: 'status'; status: number; times: number; body: string } | { kind: 'hang' } | { kind: 'strip-echo' };
 const mischief = new Map<string, Mischief>();
 /** every PUT path the proxy saw, and how many times */
 const seen = new Map<string, number>();
+/** the payload hash and CRC32 header of the last PUT to each path */
+const heard = new Map<string, { sha: unknown; crc: unknown }>();
 
 beforeAll(async () => {
   store = await useStore();
@@ -33,6 +35,7 @@ beforeAll(async () => {
   proxy = http.createServer((req, res) => {
     const path = req.url ?? '/';
     if (req.method === 'PUT') seen.set(path, (seen.get(path) ?? 0) + 1);
+    if (req.method === 'PUT') heard.set(path, { sha: req.headers['x-amz-content-sha256'], crc: req.headers['x-amz-checksum-crc32'] });
     const mark = req.method === 'PUT' ? [...mischief.keys()].find((m) => path.includes(m)) : undefined;
     const m = mark ? mischief.get(mark) : undefined;
     if (m?.kind === 'hang') return void req.resume();
@@ -46,6 +49,7 @@ beforeAll(async () => {
     const headers: Record<string, string> = {};
     for (let i = 0; i < req.rawHeaders.length; i += 2) headers[req.rawHeaders[i]] = req.rawHeaders[i + 1];
     const up = http.request({ hostname: upstream.hostname, port: upstream.port, method: req.method, path, headers }, (r) => {
+      if (m?.kind === 'strip-echo') delete r.headers['x-amz-checksum-crc32'];
       res.writeHead(r.statusCode ?? 502, r.headers);
       r.pipe(res);
     });
@@ -159,6 +163,34 @@ describe('integrity', () => {
     expect(a.status).toBe(503);
     expect(a.body.code).toBe('storage_unavailable');
     expect(await store.keys()).not.toContain(`61/${mark}.bin`);
+  });
+
+  test('UNSIGNED-PAYLOAD only after this store answered a put with its CRC32; SHA-256 before, and for a store that does not echo it; streams signed chunk by chunk', async () => {
+    // a Store of its own (a config no other test uses), so nothing it learnt before counts
+    const own = { AWS_S3_TIMEOUT_MS: '4321' };
+    const path = (name: string) => `/${store.bucket}/67/${name}`;
+    const put = (name: string, file: string | Readable) => upload(67, name, file, own);
+    mischief.set('strip-echo', { kind: 'strip-echo' });
+    expect((await put('strip-echo-1.txt', 'aGVsbG8=')).status).toBe(200);
+    expect((await put('strip-echo-2.txt', 'aGVsbG8=')).status).toBe(200);
+    mischief.delete('strip-echo');
+    const sha = /^[0-9a-f]{64}$/;
+    // answers without the echo: still SHA-256, with the CRC32 beside it
+    expect(heard.get(path('strip-echo-2.txt'))).toEqual({ sha: expect.stringMatching(sha), crc: 'NhCmhg==' });
+    expect((await put('echo-1.txt', 'aGVsbG8=')).status).toBe(200);
+    expect(heard.get(path('echo-1.txt'))).toEqual({ sha: expect.stringMatching(sha), crc: 'NhCmhg==' });
+    expect((await put('echo-2.txt', 'aGVsbG8=')).status).toBe(200);
+    // the embedded store echoes the CRC32 it checked; RGW 16 does not, so it never gets UNSIGNED-PAYLOAD
+    const probe = new PutObjectCommand({ Bucket: store.bucket, Key: 'x-probe', Body: Buffer.from('hello'), ChecksumCRC32: 'NhCmhg==' });
+    const echoes = (await store.client.send(probe)).ChecksumCRC32 === 'NhCmhg==';
+    await store.client.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: 'x-probe' }));
+    expect(heard.get(path('echo-2.txt'))).toEqual({ sha: echoes ? 'UNSIGNED-PAYLOAD' : expect.stringMatching(sha), crc: 'NhCmhg==' });
+    // an empty body: its SHA-256 and no CRC32 (some stores refuse the CRC of an empty body)
+    expect((await put('empty.txt', '')).status).toBe(200);
+    expect(heard.get(path('empty.txt'))).toEqual({ sha: createHash('sha256').digest('hex'), crc: undefined });
+    expect((await put('stream.bin', fileStream(Buffer.from('hello'), { contentLength: 5 }))).status).toBe(200);
+    expect(heard.get(path('stream.bin'))).toEqual({ sha: 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD', crc: undefined });
+    expect((await store.read('67/stream.bin')).toString()).toBe('hello');
   });
 
   test.each(['buffered', 'streamed'] as const)('%s: an empty body, one of exactly MAX_FILE_SIZE, and one byte over', async (mode) => {
