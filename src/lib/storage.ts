@@ -22,7 +22,7 @@ import {
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { parseConfig, type StorageConfig } from './config';
 import { httpStatus, isMissingObject, StorageError, toStorageError } from './errors';
@@ -31,6 +31,7 @@ import {
   ALGORITHM,
   canonicalHeaderValue,
   canonicalRequest,
+  chunkStringToSign,
   credentialScope,
   EMPTY_SHA256,
   escapeUri,
@@ -407,14 +408,70 @@ function unsignedPayloadOk(store: Store): boolean {
 }
 
 /**
- * PutObject of a stream of exactly `length` bytes, signed UNSIGNED-PAYLOAD (as the SDK signs a stream)
- * and sent once: a stream cannot be sent twice. `signal` is the caller's (the body's failures and
- * deadlines): aborting destroys the request mid-body, and S3 stores nothing of a body shorter than its
- * Content-Length.
+ * PutObject of a stream of exactly `length` bytes, sent once: a stream cannot be sent twice. `signal`
+ * is the caller's (the body's failures and deadlines): aborting destroys the request mid-body, and S3
+ * stores nothing of a body that ends before its final chunk.
+ * Signed chunk by chunk (STREAMING-AWS4-HMAC-SHA256-PAYLOAD, each chunk's SHA-256 taken as it passes):
+ * UNSIGNED-PAYLOAD, as the SDK sent a stream, let a store keep a body changed on its way (no checksum
+ * can go in a header before the body is read, and RGW 16 takes no trailer).
  */
 export async function putObjectStream(store: Store, key: string, body: Readable, length: number, contentType: string, signal: AbortSignal): Promise<ObjectInfo> {
-  const { etag } = await send(store, () => sendPut(store, { key, body, length, contentType, payloadHash: UNSIGNED_PAYLOAD, signal }));
+  // Nothing to stream (RGW 16 refuses an aws-chunked empty body): the empty body's SHA-256 is signed.
+  if (length === 0) return putObject(store, key, Buffer.alloc(0), contentType);
+  const put = {
+    key,
+    body: (seed: ChunkSeed) => Readable.from(signedChunks(body, seed)),
+    length: awsChunkedLength(length),
+    contentType,
+    payloadHash: STREAMING_PAYLOAD,
+    // No Content-Encoding: aws-chunked, which RGW 16 keeps as the object's (the payload hash names the framing).
+    extra: { 'x-amz-decoded-content-length': String(length) },
+    signal,
+  };
+  const { etag } = await send(store, () => sendPut(store, put));
   return { size: length, etag, contentType };
+}
+
+const STREAMING_PAYLOAD = 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD';
+const CHUNK_BYTES = 64 * 1024;
+const CRLF = Buffer.from('\r\n');
+interface ChunkSeed {
+  signingKey: Buffer;
+  longDate: string;
+  scope: string;
+  signature: string;
+}
+
+/** The aws-chunked length of `n` bytes in CHUNK_BYTES chunks: "<hex size>;chunk-signature=<64 hex>\r\n<data>\r\n" each, then an empty one. */
+function awsChunkedLength(n: number): number {
+  const frame = (size: number) => size.toString(16).length + ';chunk-signature='.length + 64 + 4 + size;
+  return Math.floor(n / CHUNK_BYTES) * frame(CHUNK_BYTES) + (n % CHUNK_BYTES ? frame(n % CHUNK_BYTES) : 0) + frame(0);
+}
+
+/** The body in CHUNK_BYTES chunks, each framed with its signature (chained from the request's). */
+async function* signedChunks(body: Readable, seed: ChunkSeed): AsyncGenerator<Buffer> {
+  let previous = seed.signature;
+  function* frame(data: Buffer) {
+    const hash = createHash('sha256').update(data).digest('hex');
+    previous = signString(seed.signingKey, chunkStringToSign(seed.longDate, seed.scope, previous, hash));
+    yield Buffer.from(`${data.length.toString(16)};chunk-signature=${previous}\r\n`);
+    if (data.length > 0) yield data;
+    yield CRLF;
+  }
+  let held: Buffer[] = [];
+  let have = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    held.push(chunk);
+    have += chunk.length;
+    if (have < CHUNK_BYTES) continue;
+    const all = held.length === 1 ? held[0] : Buffer.concat(held, have);
+    let at = 0;
+    for (; have - at >= CHUNK_BYTES; at += CHUNK_BYTES) yield* frame(all.subarray(at, at + CHUNK_BYTES));
+    held = at < have ? [all.subarray(at)] : [];
+    have -= at;
+  }
+  if (have > 0) yield* frame(held.length === 1 ? held[0] : Buffer.concat(held, have));
+  yield* frame(Buffer.alloc(0));
 }
 
 // ---- PutObject without the SDK ----
@@ -459,7 +516,7 @@ function storeAnswerError(status: number, text: string): Error {
  */
 function sendPut(
   store: Store,
-  o: { key: string; body: Buffer | Readable; length: number; contentType: string; payloadHash: string; extra?: Record<string, string>; signal: AbortSignal },
+  o: { key: string; body: Buffer | ((seed: ChunkSeed) => Readable); length: number; contentType: string; payloadHash: string; extra?: Record<string, string>; signal: AbortSignal },
 ): Promise<{ etag: string; crc32?: string }> {
   const { config } = store;
   const t = putTarget(store);
@@ -478,7 +535,8 @@ function sendPut(
   const names = Object.keys(headers).sort();
   const signedHeaders = names.join(';');
   const canonical = canonicalRequest('PUT', path, '', names.map((n) => `${n}:${canonicalHeaderValue(headers[n])}\n`).join(''), signedHeaders, o.payloadHash);
-  const signature = signCanonicalRequest(getSigningKey(config.secretAccessKey, longDate.slice(0, 8), config.region), longDate, scope, canonical);
+  const signingKey = getSigningKey(config.secretAccessKey, longDate.slice(0, 8), config.region);
+  const signature = signCanonicalRequest(signingKey, longDate, scope, canonical);
   headers.authorization = `${ALGORITHM} Credential=${config.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
   return new Promise((resolve, reject) => {
     const req = (t.https ? https : http).request(
@@ -501,8 +559,9 @@ function sendPut(
     req.on('error', reject);
     if (Buffer.isBuffer(o.body)) req.end(o.body);
     else {
-      o.body.once('error', (err) => req.destroy(err));
-      o.body.pipe(req);
+      const body = o.body({ signingKey, longDate, scope, signature });
+      body.once('error', (err) => req.destroy(err));
+      body.pipe(req);
     }
   });
 }
