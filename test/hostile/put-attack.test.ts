@@ -20,6 +20,12 @@ jest.setTimeout(120_000);
 let store: TestStore;
 let proxy: http.Server;
 let proxyUrl: string;
+/**
+ * The same proxy by its IPv4-mapped IPv6 address: loopback still, but not a store the socket takes for
+ * one (it trusts only 127.x, [::1] and localhost), so its streams are signed as for a store across a
+ * network: chunk by chunk.
+ */
+let remoteProxyUrl: string;
 const sockets = new Set<net.Socket>();
 /** what the proxy does to the next PUT whose path contains a mark */
 type Mischief = { kind: 'flip' } | { kind: 'status'; status: number; times: number; body: string } | { kind: 'hang' } | { kind: 'strip-echo' };
@@ -73,6 +79,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
   proxyUrl = `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`;
+  remoteProxyUrl = `http://[::ffff:127.0.0.1]:${(proxy.address() as net.AddressInfo).port}`;
 });
 
 afterAll(async () => {
@@ -158,14 +165,16 @@ describe('integrity', () => {
     const bytes = randomBytes(300 * 1024);
     const file =
       mode === 'buffered' ? bytes.toString('base64') : fileStream(bytes, mode === 'streamed' ? { contentLength: bytes.length } : {});
-    const a = await upload(61, `${mark}.bin`, file);
+    // a stream over loopback or TLS is trusted to the connection (UNSIGNED-PAYLOAD): through the proxy as
+    // a store across a network, where it is signed chunk by chunk
+    const a = await upload(61, `${mark}.bin`, file, {}, mode === 'buffered' ? proxyUrl : remoteProxyUrl);
     mischief.delete(mark);
     expect(a.status).toBe(503);
     expect(a.body.code).toBe('storage_unavailable');
     expect(await store.keys()).not.toContain(`61/${mark}.bin`);
   });
 
-  test('UNSIGNED-PAYLOAD only after this store answered a put with its CRC32; SHA-256 before, and for a store that does not echo it; streams signed chunk by chunk', async () => {
+  test('UNSIGNED-PAYLOAD only after this store answered a put with its CRC32; SHA-256 before, and for a store that does not echo it; streams UNSIGNED-PAYLOAD over loopback, signed chunk by chunk across a network', async () => {
     // a Store of its own (a config no other test uses), so nothing it learnt before counts
     const own = { AWS_S3_TIMEOUT_MS: '4321' };
     const path = (name: string) => `/${store.bucket}/67/${name}`;
@@ -189,8 +198,12 @@ describe('integrity', () => {
     expect((await put('empty.txt', '')).status).toBe(200);
     expect(heard.get(path('empty.txt'))).toEqual({ sha: createHash('sha256').digest('hex'), crc: undefined });
     expect((await put('stream.bin', fileStream(Buffer.from('hello'), { contentLength: 5 }))).status).toBe(200);
-    expect(heard.get(path('stream.bin'))).toEqual({ sha: 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD', crc: undefined });
+    expect(heard.get(path('stream.bin'))).toEqual({ sha: 'UNSIGNED-PAYLOAD', crc: undefined });
     expect((await store.read('67/stream.bin')).toString()).toBe('hello');
+    const remote = await upload(67, 'stream-remote.bin', fileStream(Buffer.from('hello'), { contentLength: 5 }), own, remoteProxyUrl);
+    expect(remote.status).toBe(200);
+    expect(heard.get(path('stream-remote.bin'))).toEqual({ sha: 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD', crc: undefined });
+    expect((await store.read('67/stream-remote.bin')).toString()).toBe('hello');
   });
 
   test.each(['buffered', 'streamed'] as const)('%s: an empty body, one of exactly MAX_FILE_SIZE, and one byte over', async (mode) => {
