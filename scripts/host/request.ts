@@ -73,9 +73,6 @@ export interface ReadBodyOptions {
 
 export const busyError = (message: string) => new HttpError(503, 'busy', message);
 
-/** A body already complete in the request's buffer up to this size is read at once (see readBody). */
-const FAST_BODY_BYTES = 64 * 1024;
-
 /**
  * Reads the body: refused (overLimit) as soon as Content-Length or the bytes read pass the limit,
  * 503 past the in-flight budget, 400 as soon as its shape passes the bounds, 408 when it stalls or
@@ -103,26 +100,6 @@ export function readBody(req: IncomingMessage, o: ReadBodyOptions): Promise<Buff
       o.ticket.bytes += expected;
     }
     o.sendContinue?.();
-    if (req.complete && !o.sendContinue && req.readableLength <= FAST_BODY_BYTES) {
-      // The whole body is already here (a small call comes in the packet with its headers): read it
-      // from the request's buffer at once, under the same checks, without timers or listeners.
-      const body = (req.read() as Buffer | null) ?? Buffer.alloc(0);
-      if (body.length > o.limit || (expected !== undefined && body.length !== expected)) {
-        reject(body.length > o.limit ? o.overLimit() : new HttpError(400, 'invalid_argument', 'request body does not match its Content-Length'));
-        return;
-      }
-      if (expected === undefined) {
-        if (!o.budget.take(body.length)) {
-          reject(busyError(`the host holds as many request bodies as it may (${o.budget.max} bytes); try again shortly`));
-          return;
-        }
-        o.ticket.bytes += body.length;
-      }
-      const problem = o.shape?.feed(body);
-      if (problem) reject(new HttpError(400, 'invalid_argument', problem));
-      else resolve(body);
-      return;
-    }
     // With a Content-Length the body is copied once into a buffer of its size (large base64 uploads
     // would otherwise sit in memory twice: as chunks and as their concatenation).
     const whole = expected !== undefined ? Buffer.allocUnsafe(expected) : undefined;

@@ -215,19 +215,6 @@ function batchedStdout(): { log: (line: string) => void; flush: () => void } {
   };
 }
 
-/** The parts of a request's URL the host reads. */
-type RequestTarget = Pick<URL, 'pathname' | 'search' | 'searchParams'>;
-
-/**
- * A path of only these characters, with no query, is its own pathname: `new URL()` would give it back
- * unchanged (no dot segments, escapes or backslashes to normalise). Anything else is parsed by URL.
- */
-const PLAIN_PATH = /^(?:\/[A-Za-z0-9_-]+)+\/?$|^\/$/;
-const NO_QUERY = new URLSearchParams();
-function requestTarget(raw: string): RequestTarget {
-  return PLAIN_PATH.test(raw) ? { pathname: raw, search: '', searchParams: NO_QUERY } : new URL(raw, 'http://host');
-}
-
 const EXCHANGE = Symbol('exchange');
 const CONNECTION = Symbol('connection');
 type WithExchange = http.IncomingMessage & { [EXCHANGE]?: Exchange };
@@ -407,7 +394,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
    */
   async function admitCall(
     req: http.IncomingMessage,
-    url: RequestTarget,
+    url: URL,
     needsAdmin: boolean,
     phases?: Phases,
     takesFile = false,
@@ -455,7 +442,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
     return { call, caller: bodyKeys ? await authenticate(call, clientAddress(req)) : earlyCaller };
   }
 
-  async function handleEndpoint(req: http.IncomingMessage, url: RequestTarget, endpoint: string): Promise<HandlerAnswer> {
+  async function handleEndpoint(req: http.IncomingMessage, url: URL, endpoint: string): Promise<HandlerAnswer> {
     const phases: Phases = { read: 0, parse: 0 };
     const ep = deps.socket.endpoints.get(endpoint)!;
     const takesFile = typeof ep.metadata.parameters === 'object' && ep.metadata.parameters !== null && 'file' in ep.metadata.parameters;
@@ -477,7 +464,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
   /** One call of one of the socket's handlers, with ctx as the platform built it: for a caller, or the host itself. */
   function runEndpoint(
     req: http.IncomingMessage,
-    url: RequestTarget,
+    url: URL,
     endpoint: string,
     args: Record<string, unknown>,
     caller: Caller,
@@ -508,7 +495,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
     });
   }
 
-  async function handleAdmin(req: http.IncomingMessage, url: RequestTarget, route: AdminRoute): Promise<HandlerAnswer> {
+  async function handleAdmin(req: http.IncomingMessage, url: URL, route: AdminRoute): Promise<HandlerAnswer> {
     // Open sign-up (ALLOW_SIGNUP) is the one keyless call here; its body is read only to the keyless limit.
     const signUp = route.kind === 'users' && req.method === 'POST' && authDeps.allowSignup;
     const { call, caller } = await admitCall(req, url, !signUp);
@@ -543,13 +530,13 @@ export function createHostServer(deps: ServerDeps): HostServer {
   }
 
   /** users/auth/: no key needed (the page and @syncano/core's users.login() call it before they have one). */
-  async function handleSignInRoute(req: http.IncomingMessage, url: RequestTarget): Promise<HandlerAnswer> {
+  async function handleSignInRoute(req: http.IncomingMessage, url: URL): Promise<HandlerAnswer> {
     const { call } = await admitCall(req, url, false);
     return handleSignIn(authDeps, call.args, clientAddress(req));
   }
 
   /** user/: the signed-in user's own account (PATCH: its password). */
-  async function handleOwnAccount(req: http.IncomingMessage, url: RequestTarget): Promise<HandlerAnswer> {
+  async function handleOwnAccount(req: http.IncomingMessage, url: URL): Promise<HandlerAnswer> {
     const { call, caller } = await admitCall(req, url, false);
     const key = caller.user?.user_key;
     if (!caller.user || key === undefined) return errorAnswer(401, 'unauthorized', 'this needs the user key (X-USER-KEY)');
@@ -627,7 +614,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
     };
   }
 
-  async function dispatch(req: http.IncomingMessage, url: RequestTarget): Promise<HandlerAnswer> {
+  async function dispatch(req: http.IncomingMessage, url: URL): Promise<HandlerAnswer> {
     const method = req.method ?? 'GET';
     const r = route(url.pathname);
     const allowed: readonly string[] = r.kind === 'admin' ? ADMIN_ROUTE_METHODS[r.route.kind] : r.kind === 'none' ? [] : ROUTE_METHODS[r.kind];
@@ -730,7 +717,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
       log(`${isoNow()} ${req.method} ${logPath(pathname)} ${status} ${ms.toFixed(1)}ms`);
       if (inFlight === 0) idleWaiters.splice(0).forEach((f) => f());
     });
-    let url: RequestTarget;
+    let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://host');
       pathname = url.pathname;

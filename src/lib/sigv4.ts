@@ -30,11 +30,11 @@ export function escapeKey(key: string): string {
   return escapeUri(key).replace(/%2F/g, '/');
 }
 
-/** hex SHA-256 of a UTF-8 string: the one-shot crypto.hash (Node >= 20.12) where there is one */
-export const sha256Hex: (s: string) => string =
+/** hex SHA-256 of a UTF-8 string or of bytes: the one-shot crypto.hash (Node >= 20.12) where there is one */
+export const sha256Hex: (data: string | Buffer) => string =
   typeof nodeCrypto.hash === 'function'
-    ? (s) => nodeCrypto.hash('sha256', s, 'hex')
-    : (s) => createHash('sha256').update(s, 'utf8').digest('hex');
+    ? (data) => nodeCrypto.hash('sha256', data, 'hex')
+    : (data) => (typeof data === 'string' ? createHash('sha256').update(data, 'utf8') : createHash('sha256').update(data)).digest('hex');
 
 /** canonical header value: line breaks and runs of blanks become one space, ends trimmed */
 export function canonicalHeaderValue(v: string): string {

@@ -19,7 +19,6 @@ import {
   UploadPartCommand,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { Readable } from 'node:stream';
@@ -40,6 +39,7 @@ import {
   signCanonicalRequest,
   signString,
   escapeKey,
+  sha256Hex,
   UNSIGNED_PAYLOAD,
 } from './sigv4';
 
@@ -386,7 +386,6 @@ const retryable = (err: unknown) =>
 
 const checksCrc32 = new WeakSet<Store>();
 const zlibCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
-const sha256Hex = (body: Buffer) => createHash('sha256').update(body).digest('hex');
 
 /** base64 of the big-endian CRC32, as x-amz-checksum-crc32 carries it; undefined without zlib.crc32 (Node < 20.15) */
 function crc32Of(body: Buffer): string | undefined {
@@ -460,7 +459,7 @@ function awsChunkedLength(n: number): number {
 async function* signedChunks(body: Readable, seed: ChunkSeed): AsyncGenerator<Buffer> {
   let previous = seed.signature;
   function* frame(data: Buffer) {
-    const hash = createHash('sha256').update(data).digest('hex');
+    const hash = sha256Hex(data);
     previous = signString(seed.signingKey, chunkStringToSign(seed.longDate, seed.scope, previous, hash));
     yield Buffer.from(`${data.length.toString(16)};chunk-signature=${previous}\r\n`);
     if (data.length > 0) yield data;
