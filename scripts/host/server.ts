@@ -91,6 +91,9 @@ const BASE_HEADERS: Record<string, string> = {
   'X-Content-Type-Options': 'nosniff',
   'Cache-Control': 'no-store',
 };
+/** BASE_HEADERS as [name, value, …], and their lower-case names, for send() */
+const BASE_HEADER_LIST = Object.entries(BASE_HEADERS).flat();
+const BASE_HEADER_NAMES = Object.keys(BASE_HEADERS).map((k) => k.toLowerCase());
 const PREFLIGHT_HEADERS: Record<string, string> = {
   'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
   'Access-Control-Allow-Headers': 'Content-Type, X-USER-KEY, X-API-KEY, Authorization, X-Requested-With',
@@ -324,17 +327,36 @@ export function createHostServer(deps: ServerDeps): HostServer {
     return { kind: 'static' };
   }
 
+  /**
+   * The answer's headers go to Node as one flat [name, value, …] array: a headers object built per
+   * answer (the base headers spread, then the answer's own added) measured about 50 µs more CPU per
+   * request in writeHead than the array or a constant object. The answer's own headers win over the
+   * base ones whatever their case; Content-Type, Content-Length and Connection are the host's.
+   */
   function send(res: http.ServerResponse, a: HandlerAnswer): void {
     if (res.headersSent) {
       res.end();
       return;
     }
-    const headers: Record<string, string | number> = { ...BASE_HEADERS };
-    for (const k in a.headers) headers[k] = a.headers[k];
-    headers['Content-Type'] = a.contentType;
-    headers['Content-Length'] = a.body.length;
-    if (closing) headers.Connection = 'close';
-    if (headers.Connection === 'close') connectionOf(res.socket).closing = true;
+    const headers: string[] = [];
+    let own: Set<string> | undefined;
+    let close = closing;
+    for (const k in a.headers) {
+      const lower = k.toLowerCase();
+      if (lower === 'connection') close ||= a.headers[k].toLowerCase() === 'close';
+      else if (lower !== 'content-type' && lower !== 'content-length') {
+        (own ??= new Set()).add(lower);
+        headers.push(k, a.headers[k]);
+      }
+    }
+    for (let i = 0; i < BASE_HEADER_LIST.length; i += 2) {
+      if (!own?.has(BASE_HEADER_NAMES[i / 2])) headers.push(BASE_HEADER_LIST[i], BASE_HEADER_LIST[i + 1]);
+    }
+    headers.push('Content-Type', a.contentType, 'Content-Length', String(a.body.length));
+    if (close) {
+      headers.push('Connection', 'close');
+      connectionOf(res.socket).closing = true;
+    }
     res.writeHead(a.status, headers);
     res.end(a.body);
   }

@@ -28,6 +28,10 @@ module.exports.default = async (ctx) => {
   redirect: `module.exports.default = async (ctx) => {
   ctx.setResponse(new ctx.HttpResponse(302, '{}', 'application/json', { Location: 'http://127.0.0.1:1/x' }));
 };`,
+  // its own headers, some named as the host's base headers in another case, some the host's to set
+  ownheaders: `module.exports.default = async (ctx) => {
+  ctx.setResponse(new ctx.HttpResponse(200, '{"own":true}', 'application/json', { 'cache-control': 'private, max-age=60', 'X-Own': 'yes', 'content-length': '999', 'Content-Type': 'text/html', Connection: 'keep-alive' }));
+};`,
 };
 
 export function makeFixtureSocket(): string {

@@ -257,6 +257,33 @@ describe('handlers', () => {
     expect((await call('/aws-storage/echo/')).status).toBe(200);
   });
 
+  test("a handler's own headers: each sent once, over the base ones whatever their case; length, type and connection stay the host's", async () => {
+    const raw = await new Promise<{ status: number; lines: string[]; body: string }>((resolve, reject) => {
+      const req = http.request(`${host.url}/aws-storage/ownheaders/`, { method: 'POST', headers: { 'x-user-key': alice.user_key } }, (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (d: string) => (body += d));
+        res.on('end', () => {
+          const lines: string[] = [];
+          for (let i = 0; i < res.rawHeaders.length; i += 2) lines.push(`${res.rawHeaders[i].toLowerCase()}: ${res.rawHeaders[i + 1]}`);
+          resolve({ status: res.statusCode!, lines, body });
+        });
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(raw.status).toBe(200);
+    expect(raw.body).toBe('{"own":true}');
+    const named = (n: string) => raw.lines.filter((l) => l.startsWith(`${n}: `));
+    expect(named('cache-control')).toEqual(['cache-control: private, max-age=60']);
+    expect(named('x-own')).toEqual(['x-own: yes']);
+    expect(named('content-length')).toEqual([`content-length: ${raw.body.length}`]);
+    expect(named('content-type')).toEqual(['content-type: application/json']);
+    expect(named('connection')).toEqual(['connection: keep-alive']); // Node's own, for a keep-alive request
+    expect(named('x-content-type-options')).toEqual(['x-content-type-options: nosniff']);
+    expect(named('access-control-allow-origin')).toEqual(['access-control-allow-origin: *']);
+    expect(new Set(raw.lines.map((l) => l.split(':')[0])).size).toBe(raw.lines.length);
+  });
+
   test('Server-Timing says where a call spent its time: reading the body, parsing it, the handler', async () => {
     const timing = (h: Headers) =>
       Object.fromEntries([...String(h.get('server-timing')).matchAll(/(\w+);dur=(\d+\.\d)/g)].map((m) => [m[1], Number(m[2])]));
