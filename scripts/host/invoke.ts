@@ -78,7 +78,6 @@ export function invokeHandler(
       const waitForBody = () => timers.push(setTimeout(opts.stillReceiving?.() ? waitForBody : () => timers.push(setTimeout(timeUp, opts.timeoutMs)), 250));
       waitForBody();
     };
-    timers.push(setTimeout(timeUp, opts.timeoutMs));
     const fullCtx = {
       args: ctx.args,
       meta: ctx.meta,
@@ -94,6 +93,8 @@ export function invokeHandler(
       finish(internal());
       return;
     }
+    // armed only for a handler that did not answer at once (no timer to set and clear for one that did)
+    if (!done) timers.push(setTimeout(timeUp, opts.timeoutMs));
     Promise.resolve(result).then(
       () => {
         if (!done) timers.push(setTimeout(() => finish(internal()), opts.graceMs));

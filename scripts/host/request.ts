@@ -73,6 +73,26 @@ export interface ReadBodyOptions {
 
 export const busyError = (message: string) => new HttpError(503, 'busy', message);
 
+/** How often a body being read is checked for stalling: a quarter of the idle timeout, within 50 ms to 1 s. */
+const checkPeriod = (idleTimeoutMs: number) => Math.max(50, Math.min(1_000, Math.floor(idleTimeoutMs / 4)));
+
+/**
+ * One interval per check period for every body being read, not a timer per body: a timer set and
+ * cleared per request goes through Node's timer lists (and libuv) each time, for a check that almost
+ * never fires. Unref'd, so it never keeps the process up.
+ */
+const bodyChecks = new Map<number, Set<() => void>>();
+function watchBody(periodMs: number, check: () => void): () => void {
+  let checks = bodyChecks.get(periodMs);
+  if (!checks) {
+    const set = new Set<() => void>();
+    bodyChecks.set(periodMs, (checks = set));
+    setInterval(() => set.forEach((c) => c()), periodMs).unref();
+  }
+  checks.add(check);
+  return () => checks.delete(check);
+}
+
 /**
  * Reads the body: refused (overLimit) as soon as Content-Length or the bytes read pass the limit,
  * 503 past the in-flight budget, 400 as soon as its shape passes the bounds, 408 when it stalls or
@@ -110,7 +130,7 @@ export function readBody(req: IncomingMessage, o: ReadBodyOptions): Promise<Buff
     let lastData = started;
     const settle = () => {
       settled = true;
-      clearInterval(timer);
+      unwatch();
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onGone);
@@ -153,14 +173,14 @@ export function readBody(req: IncomingMessage, o: ReadBodyOptions): Promise<Buff
       if (!req.complete) fail(new ClientGone());
     };
     // One check a second (or sooner for short timeouts): a stalled or trickling body is dropped.
-    const timer = setInterval(() => {
+    const unwatch = watchBody(checkPeriod(o.idleTimeoutMs), () => {
       const now = performance.now();
       if (now - lastData >= o.idleTimeoutMs) {
         fail(new HttpError(408, 'request_timeout', `no request body bytes for ${o.idleTimeoutMs} ms`));
       } else if (now - started >= o.idleTimeoutMs && size < ((now - started) / 1000) * o.minBytesPerSecond) {
         fail(new HttpError(408, 'request_timeout', `the request body came slower than ${o.minBytesPerSecond} bytes a second`));
       }
-    }, Math.max(50, Math.min(1_000, Math.floor(o.idleTimeoutMs / 4))));
+    });
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onGone);
@@ -445,7 +465,9 @@ export function requestMeta(req: IncomingMessage, pathname: string, method: stri
     PATH_INFO: pathname,
     REMOTE_ADDR: req.socket.remoteAddress ?? '',
   };
-  for (const [name, value] of Object.entries(req.headers)) {
+  const headers = req.headers;
+  for (const name in headers) {
+    const value = headers[name];
     if (HIDDEN_HEADERS.has(name) || value === undefined) continue;
     out[metaHeaderName(name)] = Array.isArray(value) ? value.join(', ') : value;
   }
@@ -513,7 +535,7 @@ export class RawBody extends Readable {
   private lastData = 0;
   private activeMs = 0;
   private activeSince = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private unwatch: (() => void) | undefined;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -543,7 +565,7 @@ export class RawBody extends Readable {
     if (!this.continued) {
       this.continued = true;
       this.o.sendContinue?.();
-      this.timer = setInterval(this.check, Math.max(50, Math.min(1_000, Math.floor(this.o.idleTimeoutMs / 4))));
+      this.unwatch = watchBody(checkPeriod(this.o.idleTimeoutMs), this.check);
     }
     if (!this.wanting) {
       this.wanting = true;
@@ -595,7 +617,7 @@ export class RawBody extends Readable {
   }
 
   private detach(): void {
-    clearInterval(this.timer);
+    this.unwatch?.();
     this.req.off('data', this.onData);
     this.req.off('end', this.onEnd);
     this.req.off('error', this.onGone);

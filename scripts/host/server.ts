@@ -250,16 +250,18 @@ function serverTiming(p: Phases, handlerMs: number): string {
   return `read;dur=${p.read.toFixed(1)}, parse;dur=${p.parse.toFixed(1)}, handler;dur=${handlerMs.toFixed(1)}`;
 }
 
-/** ISO time of the current millisecond, made once per millisecond however many lines share it. */
-let isoMs = 0;
-let isoText = '';
+/** ISO time of the current millisecond: Date's toISOString once a second, the milliseconds added to it. */
+let isoSecond = -1;
+let isoPrefix = '';
 function isoNow(): string {
   const now = Date.now();
-  if (now !== isoMs) {
-    isoMs = now;
-    isoText = new Date(now).toISOString();
+  const second = Math.floor(now / 1000);
+  if (second !== isoSecond) {
+    isoSecond = second;
+    isoPrefix = new Date(second * 1000).toISOString().slice(0, -4); // "2026-12-02T18:35:12."
   }
-  return isoText;
+  const ms = now - second * 1000;
+  return isoPrefix + (ms < 10 ? '00' : ms < 100 ? '0' : '') + ms + 'Z';
 }
 
 export function createHostServer(deps: ServerDeps): HostServer {
