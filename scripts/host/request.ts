@@ -3,6 +3,7 @@ import { isAscii } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
+import { decodeInPlace } from '../../src/lib/base64';
 
 /**
  * An answer the host gives itself (401, 413, 503, …). No stack trace is captured: these are answers,
@@ -311,7 +312,11 @@ function looksLikeJsonObject(text: string): boolean {
   return trimmed.startsWith('{') && trimmed.endsWith('}');
 }
 
-export function parseBody(body: Buffer, contentType: string | undefined, longStrings: ReadonlyArray<[number, number]> = []): Args {
+/**
+ * `fileInPlace` (a caller let in to an endpoint that takes `file`): a long top-level `file` string that
+ * is strict base64 becomes a DecodedFile, decoded inside `body` itself, which is then no longer the text.
+ */
+export function parseBody(body: Buffer, contentType: string | undefined, longStrings: ReadonlyArray<[number, number]> = [], fileInPlace = false): Args {
   if (body.length === 0) return {};
   const type = mediaType(contentType);
   // For ASCII (every base64 upload) latin1 gives the same text without UTF-8 decoding, and for a large
@@ -319,7 +324,7 @@ export function parseBody(body: Buffer, contentType: string | undefined, longStr
   const ascii = isAscii(body);
   const decode = (start = 0, end = body.length) => (body.toString(ascii ? 'latin1' : 'utf8', start, end));
   if (longStrings.length > 0 && type !== 'application/x-www-form-urlencoded') {
-    const args = parseAroundLongStrings(body, longStrings, decode);
+    const args = parseAroundLongStrings(body, longStrings, decode, fileInPlace);
     if (args) return args;
   }
   const text = decode();
@@ -352,7 +357,12 @@ function asArgs(value: unknown): Args {
  * else (a long key, a long string inside an array, a raw line break JSON would refuse) is undefined:
  * the caller parses the whole body as before.
  */
-function parseAroundLongStrings(body: Buffer, spans: ReadonlyArray<[number, number]>, decode: (start?: number, end?: number) => string): Args | undefined {
+function parseAroundLongStrings(
+  body: Buffer,
+  spans: ReadonlyArray<[number, number]>,
+  decode: (start?: number, end?: number) => string,
+  fileInPlace: boolean,
+): Args | undefined {
   const nonce = `\\u0000${randomBytes(9).toString('base64')}:`; // JSON text for a string no JSON caller would send
   const parsedNonce = JSON.parse(`"${nonce}"`) as string;
   const pieces: string[] = [];
@@ -368,15 +378,17 @@ function parseAroundLongStrings(body: Buffer, spans: ReadonlyArray<[number, numb
   }
   pieces.push(decode(at));
   const args = asArgs(parseJson(pieces.join('')));
-  let restored = 0;
+  const found: Array<[string, [number, number]]> = [];
   for (const [name, value] of Object.entries(args)) {
     if (typeof value !== 'string' || !value.startsWith(parsedNonce)) continue;
     const span = spans[Number(value.slice(parsedNonce.length))];
     if (!span) return undefined;
-    args[name] = decode(span[0], span[1]);
-    restored++;
+    found.push([name, span]);
   }
-  return restored === spans.length ? args : undefined;
+  if (found.length !== spans.length) return undefined;
+  // Only now, with no whole-body parse left to fall back to, may the file's text be decoded where it is.
+  for (const [name, [start, end]] of found) args[name] = (name === 'file' && fileInPlace && decodeInPlace(body, start, end)) || decode(start, end);
+  return args;
 }
 
 /** "Application/JSON; charset=utf-8" → "application/json" */

@@ -456,7 +456,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
       sendContinue,
     });
     const read = performance.now();
-    const call = withBody(early, parseBody(body, contentType, shape.longStrings));
+    const call = withBody(early, parseBody(body, contentType, shape.longStrings, known && takesFile));
     if (phases) {
       phases.read = read - start;
       phases.parse = performance.now() - read;

@@ -1,6 +1,7 @@
 /** The argument shapes the endpoints share (zod). Query-string callers send every value as a string. */
 import { Readable } from 'node:stream';
 import { z } from 'zod';
+import { type DecodedFile, isDecodedFile } from './base64';
 import { MAX_EXPIRE } from './config';
 
 const fromQueryInteger = (v: unknown) => (typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : v);
@@ -19,10 +20,13 @@ export interface FileStream extends Readable {
 }
 
 /**
- * A base64 upload's bytes (or a base64 data: URL), decoded and checked in operations.ts; or, from the
- * standalone host, the raw body as a FileStream (on the Syncano platform `file` is always a string).
+ * A base64 upload's bytes (or a base64 data: URL), decoded and checked in base64.ts; from the
+ * standalone host, also that text already decoded (a DecodedFile) or the raw body as a FileStream (on
+ * the Syncano platform `file` is always a string).
  */
-export const file = z.union([z.string(), z.custom<FileStream>((v) => v instanceof Readable)], { error: 'must be a base64 string' });
+export const file = z.union([z.string(), z.custom<DecodedFile>(isDecodedFile), z.custom<FileStream>((v) => v instanceof Readable)], {
+  error: 'must be a base64 string',
+});
 
 export const expiresIn = z.preprocess(
   fromQueryInteger,

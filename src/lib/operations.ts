@@ -5,6 +5,7 @@ import { attachmentDisposition, baseName } from './names';
 import { contentType as contentTypeArg, type FileStream } from './args';
 import { ensureBucket, headObject, listKeyRange, mapLimit, type ObjectInfo, putObject, readLink, uploadLink, type Store } from './storage';
 import { storeStream } from './upload-stream';
+import { decodedBytes, decodeFile, type DecodedFile, isDecodedFile } from './base64';
 
 export function linkExpiry(config: StorageConfig, asked: number | undefined, fallback = DEFAULT_LINK_EXPIRE): number {
   return asked ?? config.expire ?? fallback;
@@ -44,46 +45,17 @@ export async function createUploadLink(
   });
 }
 
-const DATA_URL = /^data:([^,;]*)((?:;[^,;]+)*?);base64,/i;
-
-/** Decodes `file` (base64 or a base64 `data:` URL) strictly, checking the size before decoding. */
-export function decodeFile(file: string, maxFileSize: number): { bytes: Buffer; dataUrlType?: string } {
-  let payload = file;
-  let dataUrlType: string | undefined;
-  const match = DATA_URL.exec(file);
-  if (match) {
-    dataUrlType = match[1] || undefined;
-    payload = file.slice(match[0].length);
-  } else if (/^data:/i.test(file)) {
-    throw invalidArgument('file: a data: URL must be base64 (data:<type>;base64,...)');
-  }
-  if (payload.includes('\n') || payload.includes('\r')) payload = payload.replace(/\r?\n/g, ''); // MIME line breaks
-  const padding = payload.endsWith('==') ? 2 : payload.endsWith('=') ? 1 : 0;
-  const firstPad = payload.indexOf('=');
-  if (payload.length % 4 === 1 || (padding > 0 && payload.length % 4 !== 0) || (firstPad !== -1 && firstPad < payload.length - padding)) {
-    throw invalidArgument('file: not valid base64');
-  }
-  const size = Math.floor((payload.length * 3) / 4) - padding;
-  if (size > maxFileSize) throw new StorageError('payload_too_large', `file is over the limit of ${maxFileSize} bytes`);
-  // Node's decoder takes the URL-safe alphabet too (refused here: a string search, no regex pass) and
-  // skips other characters, so any of those makes the result shorter than the text promises.
-  if (payload.includes('-') || payload.includes('_')) throw invalidArgument('file: not valid base64');
-  const bytes = Buffer.from(payload, 'base64');
-  if (bytes.length !== size) throw invalidArgument('file: not valid base64');
-  return { bytes, dataUrlType };
-}
-
-/** user-upload and admin-upload: `file` as base64 (the platform, JSON callers) or the raw body the host streams. */
+/** user-upload and admin-upload: `file` as base64 (the platform, JSON callers; decoded already by the host) or the raw body the host streams. */
 export async function uploadFile(
   store: Store,
   target: { key: string; name: string },
-  args: { file: string | FileStream; contentType?: string },
+  args: { file: string | DecodedFile | FileStream; contentType?: string },
 ) {
   const { config } = store;
   let info: ObjectInfo;
   let contentType: string;
-  if (typeof args.file === 'string') {
-    const { bytes, dataUrlType } = decodeFile(args.file, config.maxFileSize);
+  if (typeof args.file === 'string' || isDecodedFile(args.file)) {
+    const { bytes, dataUrlType } = typeof args.file === 'string' ? decodeFile(args.file, config.maxFileSize) : decodedBytes(args.file, config.maxFileSize);
     contentType = args.contentType ?? dataUrlType ?? 'application/octet-stream';
     allowContentType(config, args.contentType ?? dataUrlType);
     info = await putObject(store, target.key, bytes, contentType);

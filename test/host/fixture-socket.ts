@@ -32,12 +32,20 @@ module.exports.default = async (ctx) => {
   ownheaders: `module.exports.default = async (ctx) => {
   ctx.setResponse(new ctx.HttpResponse(200, '{"own":true}', 'application/json', { 'cache-control': 'private, max-age=60', 'X-Own': 'yes', 'content-length': '999', 'Content-Type': 'text/html', Connection: 'keep-alive' }));
 };`,
+  // takes a `file` (declared in socket.yml): says what the host handed over as it
+  filekind: `module.exports.default = async (ctx) => {
+  const f = ctx.args.file;
+  const decoded = typeof f === 'object' && f !== null && f[Symbol.for('aws-storage.decoded-file')] === true;
+  const kind = typeof f === 'string' ? 'string' : decoded ? 'decoded' : typeof f;
+  const bytes = typeof f === 'string' ? Buffer.from(f, 'base64') : decoded ? f.bytes : Buffer.alloc(0);
+  ctx.setResponse(new ctx.HttpResponse(200, JSON.stringify({ kind, size: bytes.length, sha256: require('node:crypto').createHash('sha256').update(bytes).digest('hex'), dataUrlType: decoded ? f.dataUrlType : undefined, name: ctx.args.name }), 'application/json'));
+};`,
 };
 
 export function makeFixtureSocket(): string {
   const dir = tempDir('aws-storage-fixture-');
   const endpoints = Object.keys(HANDLERS)
-    .map((n) => `  ${n}:\n    file: src/${n}.ts\n    description: ${n}\n${n === 'secret' ? '    private: true\n' : ''}`)
+    .map((n) => `  ${n}:\n    file: src/${n}.ts\n    description: ${n}\n${n === 'secret' ? '    private: true\n' : ''}${n === 'filekind' ? '    parameters:\n      file:\n        type: string\n' : ''}`)
     .join('');
   fs.writeFileSync(
     path.join(dir, 'socket.yml'),

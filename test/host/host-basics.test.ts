@@ -1,6 +1,7 @@
 // The host's own behaviour, against a throwaway socket (fixture handlers) and an external store that
 // does not answer (so no store is started and /healthz is 503).
 import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -20,6 +21,7 @@ const baseEnv = () => ({
   AWS_S3_ENDPOINT: 'http://127.0.0.1:1',
   MAX_FILE_SIZE: String(MAX_FILE_SIZE),
   HANDLER_TIMEOUT_MS: '1500',
+  HOST_KEYLESS_BODY_LIMIT: String(BODY_LIMIT), // a long `file` with its key in the body is read
   HANDLER_GRACE_MS: '300',
 });
 
@@ -282,6 +284,34 @@ describe('handlers', () => {
     expect(named('x-content-type-options')).toEqual(['x-content-type-options: nosniff']);
     expect(named('access-control-allow-origin')).toEqual(['access-control-allow-origin: *']);
     expect(new Set(raw.lines.map((l) => l.split(':')[0])).size).toBe(raw.lines.length);
+  });
+
+  test('a long base64 `file` reaches a handler that takes one already decoded, only for a caller let in; anything else as the string JSON.parse gives', async () => {
+    const bytes = crypto.randomBytes(50_000); // 66,668 characters: a long string (64 KiB) in a body under the limit
+    const b64 = bytes.toString('base64');
+    const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+    const kind = async (body: string, headers: Record<string, string> = { 'x-user-key': alice.user_key }) => {
+      const r = await call('/aws-storage/filekind/', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+      expect(r.status).toBe(200);
+      return r.body;
+    };
+    expect(await kind(JSON.stringify({ name: 'a', file: b64 }))).toEqual({ kind: 'decoded', size: bytes.length, sha256: sha(bytes), name: 'a' });
+    expect(await kind(JSON.stringify({ file: `data:image/png;base64,${b64}` }))).toMatchObject({ kind: 'decoded', sha256: sha(bytes), dataUrlType: 'image/png' });
+    // the key in the body: the caller is not let in until the body is read, so nothing is decoded early
+    expect(await kind(JSON.stringify({ user_key: alice.user_key, file: b64 }), {})).toMatchObject({ kind: 'string', sha256: sha(bytes) });
+    // not strict base64, escaped, short, nested or repeated: the string, exactly as JSON.parse reads it
+    const broken = `${b64.slice(0, 60_000)}*${b64.slice(60_001)}`;
+    expect(await kind(JSON.stringify({ file: broken }))).toMatchObject({ kind: 'string', sha256: sha(Buffer.from(broken, 'base64')) });
+    expect(await kind(`{"file":"${b64.replace(/\//g, '\\/')}"}`)).toMatchObject({ kind: 'string', sha256: sha(bytes) });
+    expect(await kind(JSON.stringify({ file: 'aGk=' }))).toMatchObject({ kind: 'string', size: 2 });
+    expect(await kind(`{"file":"${b64}","file":"aGk="}`)).toMatchObject({ kind: 'string', size: 2 });
+    // a form is never decoded early
+    expect(
+      (await call('/aws-storage/filekind/', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-user-key': alice.user_key }, body: `file=${encodeURIComponent(b64.slice(0, 40_000))}` })).body,
+    ).toMatchObject({ kind: 'string', sha256: sha(bytes.subarray(0, 30_000)) });
+    // an endpoint that takes no file gets the string
+    const echoed = await call('/aws-storage/echo/', json({ file: b64 }, { 'x-user-key': alice.user_key }));
+    expect(echoed.body.args.file).toBe(b64);
   });
 
   test('Server-Timing says where a call spent its time: reading the body, parsing it, the handler', async () => {

@@ -265,3 +265,41 @@ describe('nothing written on any failure', () => {
     }
   });
 });
+
+describe('base64 in JSON, decoded where it sits in the body', () => {
+  const upload = (endpoint: string, body: string, headers: Record<string, string | number>) =>
+    post(`/aws-storage/${endpoint}/`, { 'content-type': 'application/json', ...headers }, split(Buffer.from(body), 64 * 1024));
+
+  test('stored exactly, plain or as a data: URL, by user-upload and admin-upload; the answer is the string path\'s', async () => {
+    const bytes = randomBytes(3 * 1024 * 1024 + 1);
+    const b64 = bytes.toString('base64');
+    const plain = await upload('user-upload', JSON.stringify({ name: 'b64/plain.bin', file: b64, contentType: 'application/octet-stream' }), userHeaders('application/json'));
+    expect(plain.status).toBe(200);
+    expect(plain.body).toMatchObject({ key: `${alice.id}/b64/plain.bin`, size: bytes.length, etag: md5(bytes), contentType: 'application/octet-stream' });
+    expect((await store.read(`${alice.id}/b64/plain.bin`)).equals(bytes)).toBe(true);
+    const dataUrl = await upload('user-upload', JSON.stringify({ name: 'b64/photo.png', file: `data:image/png;base64,${b64}` }), userHeaders('application/json'));
+    expect(dataUrl.body).toMatchObject({ size: bytes.length, etag: md5(bytes), contentType: 'image/png' });
+    const admin = await upload('admin-upload', JSON.stringify({ file: b64, name: 'shared/b64.bin', contentType: 'text/plain' }), { 'x-api-key': host.adminKey });
+    expect(admin.body).toMatchObject({ key: 'shared/b64.bin', etag: md5(bytes) });
+    expect((await store.read('shared/b64.bin')).equals(bytes)).toBe(true);
+  });
+
+  test('bad base64 is 400, too large 413, a type not allowed 415: nothing stored', async () => {
+    const b64 = randomBytes(200_000).toString('base64');
+    const cases: Array<[string, string, number]> = [
+      ['bad-char', `${b64.slice(0, 150_000)}*${b64.slice(150_001)}`, 400],
+      ['url-safe', `${b64.slice(0, 100_000)}-${b64.slice(100_001)}`, 400],
+      ['inner-padding', `${b64.slice(0, 99_999)}=${b64.slice(100_000)}`, 400],
+      ['one-over', `${b64}A`, 400],
+      ['too-large', randomBytes(MAX_FILE_SIZE + 1).toString('base64'), 413],
+      ['not-allowed', `data:application/pdf;base64,${b64}`, 415],
+    ];
+    for (const [name, file, status] of cases) {
+      const contentType = name === 'not-allowed' ? undefined : 'application/octet-stream';
+      const r = await upload('user-upload', JSON.stringify({ name: `b64/${name}.bin`, file, contentType }), userHeaders('application/json'));
+      expect([name, r.status]).toEqual([name, status]);
+      if (status === 400) expect(r.body).toMatchObject({ code: 'invalid_argument', message: 'file: not valid base64' });
+    }
+    expect((await store.keys()).filter((k) => k.includes('/b64/') && !/plain|photo/.test(k))).toEqual([]);
+  });
+});

@@ -1,4 +1,4 @@
-import { decodeFile } from '../../src/lib/operations';
+import { decodedBytes, decodeFile, decodeInPlace, isDecodedFile } from '../../src/lib/base64';
 import { StorageError } from '../../src/lib/errors';
 
 const code = (fn: () => unknown) => {
@@ -27,5 +27,66 @@ describe('decodeFile', () => {
     expect(code(() => decodeFile(Buffer.alloc(10).toString('base64'), 10))).toBe('ok');
     expect(code(() => decodeFile(Buffer.alloc(11).toString('base64'), 10))).toBe('payload_too_large');
     expect(code(() => decodeFile(Buffer.alloc(11).toString('base64').replace(/=+$/, ''), 10))).toBe('payload_too_large');
+  });
+});
+
+describe('decodeInPlace (the host decodes a long `file` inside the request body)', () => {
+  // Texts around the piece size (48 KiB) and its group boundaries, valid or broken anywhere.
+  const sizes = [0, 1, 2, 3, 36 * 1024, 36 * 1024 + 1, 36 * 1024 + 2, 100_000, 150_001];
+  const prefixes = ['', 'data:image/png;base64,', 'DATA:;base64,', 'data:text/plain;charset=utf-8;base64,'];
+  const breakers: Array<(t: string, at: number) => string> = [
+    (t) => t,
+    (t, at) => t.slice(0, at) + '-' + t.slice(at + 1),
+    (t, at) => t.slice(0, at) + '_' + t.slice(at + 1),
+    (t, at) => t.slice(0, at) + '=' + t.slice(at + 1),
+    (t, at) => t.slice(0, at) + '*' + t.slice(at + 1),
+    (t, at) => t.slice(0, at) + t.slice(at + 1), // one character short
+    (t) => t + 'A',
+    (t) => t + '===',
+    (t) => t.replace(/=+$/, ''),
+  ];
+
+  test('gives decodeFile\'s bytes where decodeFile takes the text, and otherwise leaves the body exactly as it was', () => {
+    let decodedCount = 0;
+    let refusedCount = 0;
+    let seed = 7;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    for (const size of sizes) {
+      const bytes = Buffer.from(Array.from({ length: size }, () => Math.floor(random() * 256)));
+      for (const prefix of prefixes) {
+        for (const breaker of breakers) {
+          const payload = bytes.toString('base64');
+          const text = prefix + breaker(payload, Math.floor(random() * payload.length));
+          const body = Buffer.from(`{"file":"${text}"}`, 'latin1');
+          const original = Buffer.from(body);
+          const expected = code(() => decodeFile(text, 1e9));
+          const got = decodeInPlace(body, 9, 9 + text.length);
+          if (expected === 'ok') {
+            const want = decodeFile(text, 1e9);
+            expect(got).toBeDefined();
+            expect(got!.bytes.equals(want.bytes)).toBe(true);
+            expect(got!.dataUrlType).toBe(want.dataUrlType);
+            expect(decodedBytes(got!, 1e9).bytes.equals(want.bytes)).toBe(true);
+            decodedCount++;
+          } else {
+            expect([text.length, got]).toEqual([text.length, undefined]);
+            expect(body.equals(original)).toBe(true);
+            refusedCount++;
+          }
+        }
+      }
+    }
+    expect(decodedCount).toBeGreaterThan(60);
+    expect(refusedCount).toBeGreaterThan(100);
+  });
+
+  test('a decoded file is held to MAX_FILE_SIZE like a string, and a JSON object is never taken for one', () => {
+    const body = Buffer.from(`"${Buffer.alloc(11).toString('base64')}"`);
+    const file = decodeInPlace(body, 1, body.length - 1)!;
+    expect(code(() => decodedBytes(file, 11))).toBe('ok');
+    expect(code(() => decodedBytes(file, 10))).toBe('payload_too_large');
+    expect(isDecodedFile(file)).toBe(true);
+    expect(isDecodedFile(JSON.parse('{"bytes":"AAAA"}'))).toBe(false);
+    expect(isDecodedFile({ [Symbol('aws-storage.decoded-file')]: true })).toBe(false);
   });
 });
