@@ -11,6 +11,9 @@ const config: Config = {
   testTimeout: 60_000,
   maxWorkers: 2,
   setupFiles: ['<rootDir>/test/support/setup-env.ts'],
+  // each run's temp files live in one folder, removed at the end (test/support/global-setup.ts)
+  globalSetup: '<rootDir>/test/support/global-setup.ts',
+  globalTeardown: '<rootDir>/test/support/global-teardown.ts',
 };
 
 export default config;
