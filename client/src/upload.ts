@@ -232,9 +232,7 @@ class Upload implements UploadTask {
     } catch (err) {
       if (this.canceled) {
         if (this._uploadId) {
-          await this.ctx.transport
-            .call(`${this.ctx.family}-multipart-abort`, { name: this.name, uploadId: this._uploadId })
-            .catch(() => {});
+          await this.abortStored(this._uploadId);
           await this.forget();
         }
         this._state = 'canceled';
@@ -542,6 +540,25 @@ class Upload implements UploadTask {
   }
 
   /** An endpoint call tried again when it got no answer or a 503 (the store busy). */
+  /**
+   * Aborts the store's upload of a canceled task, so its parts do not stay behind. A host that did not
+   * answer or was busy is asked again (S3 itself says an abort may need repeating), at most `retries`
+   * more times; 404 means it is gone already. What still fails is left to the bucket's rule for
+   * unfinished uploads: cancel has no error to report.
+   */
+  private async abortStored(uploadId: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.ctx.transport.call(`${this.ctx.family}-multipart-abort`, { name: this.name, uploadId });
+        return;
+      } catch (err) {
+        const again = err instanceof StorageApiError && (err.status === 0 || retryableStatus(err.status));
+        if (!again || attempt > this.retries) return;
+        await sleep(backoffMs(attempt));
+      }
+    }
+  }
+
   private async withRetries<T>(what: string, fn: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {

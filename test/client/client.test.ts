@@ -236,6 +236,28 @@ test('cancel aborts the upload: the promise rejects with code canceled, the stor
   expect(t2.state).toBe('canceled');
 });
 
+test('cancel asks again when the abort gets no answer: the store lists no upload afterwards', async () => {
+  const stateDir = path.join(dir, 'state-cancel-retry');
+  const rec = recordingFetch({
+    before: (s, count) => {
+      if (s.kind === 'user-multipart-abort' && count === 1) throw new TypeError('fetch failed (the test cut it)');
+    },
+  });
+  const client = userClient({ fetch: rec.fetch, storage: { dir: stateDir } });
+  let firstPart = false;
+  const task = client.upload('big/cancel-retry.bin', { path: big.path }, { partSize: PART, onProgress: (p) => void (p.part && (firstPart = true)) });
+  for (let i = 0; i < 2000 && !firstPart; i++) await new Promise((r) => setTimeout(r, 5));
+  expect(firstPart).toBe(true);
+  await task.cancel();
+  await expect(task.promise).rejects.toMatchObject({ code: 'canceled' });
+  const aborts = rec.sent.filter((s) => s.kind === 'user-multipart-abort');
+  expect(aborts.map((s) => s.status ?? s.error)).toEqual(['fetch failed (the test cut it)', 200]);
+  expect(stateFiles(stateDir)).toEqual([]);
+  const uploads = await callEndpoint(host, 'admin-multipart-uploads', { prefix: `${user.id}/big/` });
+  expect(uploads.status).toBe(200);
+  expect((uploads.body.uploads as Array<{ key: string }>).filter((u) => u.key === `${user.id}/big/cancel-retry.bin`)).toEqual([]);
+});
+
 test('an expired part link (403 from the store) is asked for again and the part retried', async () => {
   const data = new Uint8Array(12 * MIB).map((_, i) => (i * 31) & 0xff);
   const rec = recordingFetch({
