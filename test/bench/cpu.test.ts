@@ -27,6 +27,21 @@ test("the server's CPU time grows with its work, and a figure per request comes 
   expect(processCpuSeconds(process.pid)).toBeGreaterThan(0);
 });
 
+test('the CPU reading agrees with getrusage over 200 ms of work, to finer than a 10 ms tick', () => {
+  const usage = process.cpuUsage();
+  const before = processCpuSeconds(process.pid);
+  const until = performance.now() + 200;
+  let x = 0;
+  while (performance.now() < until) x += Math.sqrt(x + 1);
+  const used = processCpuSeconds(process.pid) - before;
+  const { user, system } = process.cpuUsage(usage);
+  expect(x).toBeGreaterThan(0);
+  expect(used).toBeGreaterThan(0.15);
+  expect(Math.abs(used - (user + system) / 1e6)).toBeLessThan(0.02);
+  // not whole ticks (the fallback's 10 ms steps) where the kernel keeps schedstats
+  if (require('node:fs').existsSync(`/proc/${process.pid}/schedstat`)) expect(Math.round(used * 1e6) % 10_000).not.toBe(0);
+});
+
 test('load only goes to 127.0.0.1, and a failing server is an error, not a figure', async () => {
   await expect(pacedLoad({ url: 'http://example.com/', method: 'GET', headers: {}, rate: 1, durationS: 1 })).rejects.toThrow(/127\.0\.0\.1/);
   await expect(cpuPerRequest({ name: 'nobody', pid: process.pid, url: 'http://127.0.0.1:1/', headers: {} }, { rate: 20, durationS: 0.5, body: '{}' })).rejects.toThrow(/failed/);
