@@ -292,6 +292,8 @@ export class BodyShape {
 /** A JSON string this long without an escape is taken from the body as it is (see parseBody). */
 const LONG_STRING = 64 * 1024;
 const MAX_LONG_STRINGS = 8;
+/** What JSON allows in a string only escaped (RFC 8259 §7) */
+const RAW_CONTROL = /[\u0000-\u001f]/;
 
 type Args = Record<string, unknown>;
 
@@ -370,8 +372,8 @@ function parseAroundLongStrings(
   for (let i = 0; i < spans.length; i++) {
     const [start, end] = spans[i];
     const span = body.subarray(start, end);
-    // Raw line breaks and tabs are not JSON (and a base64 decoder would skip them): the whole parse refuses
-    // them. Other control characters are rarer than a scan for each is worth; in `file` they are bad base64 (400).
+    // Raw line breaks and tabs are not JSON (and decodeFile would take them as MIME line breaks): the
+    // whole parse refuses them. Other control characters: below, on the strings.
     if (span.indexOf(0x0a) !== -1 || span.indexOf(0x0d) !== -1 || span.indexOf(0x09) !== -1) return undefined;
     pieces.push(decode(at, start), nonce, String(i));
     at = end;
@@ -386,8 +388,14 @@ function parseAroundLongStrings(
     found.push([name, span]);
   }
   if (found.length !== spans.length) return undefined;
+  // Every string JSON.parse would refuse for a raw control character is refused the same way (the
+  // whole parse says so). The file decoded in place needs no such check: its decoder refuses any
+  // character that is not base64, and the text then goes on as a string, which decodeFile refuses.
+  const inPlace = (name: string) => name === 'file' && fileInPlace;
+  const strings = found.map(([name, [start, end]]) => (inPlace(name) ? undefined : decode(start, end)));
+  if (strings.some((v) => v !== undefined && RAW_CONTROL.test(v))) return undefined;
   // Only now, with no whole-body parse left to fall back to, may the file's text be decoded where it is.
-  for (const [name, [start, end]] of found) args[name] = (name === 'file' && fileInPlace && decodeInPlace(body, start, end)) || decode(start, end);
+  found.forEach(([name, [start, end]], i) => (args[name] = strings[i] ?? (decodeInPlace(body, start, end) || decode(start, end))));
   return args;
 }
 

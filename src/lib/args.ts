@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { type DecodedFile, isDecodedFile } from './base64';
 import { MAX_EXPIRE } from './config';
+import { MAX_MEDIA_TYPE, MEDIA_TYPE } from './media-type';
 
 const fromQueryInteger = (v: unknown) => (typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : v);
 const fromQueryBoolean = (v: unknown) => (v === 'true' ? true : v === 'false' ? false : v);
@@ -48,11 +49,11 @@ export const method = z.preprocess(
   z.enum(['PUT', 'POST'], { error: 'must be PUT or POST' }).default('PUT'),
 );
 
-/** A media type such as `image/png` (parameters like `; charset=utf-8` allowed); visible ASCII only, as an HTTP header value must be. */
+/** A media type such as `image/png` (the rule: media-type.ts). */
 export const contentType = z
   .string({ error: 'must be a string' })
-  .max(255)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*([ \t]*;[ \t]*[A-Za-z0-9_.-]+=("[^"\\\u0000-\u001f\u007f-\uffff]*"|[A-Za-z0-9!#$&^_.+-]+))*$/, 'must be a media type like image/png')
+  .max(MAX_MEDIA_TYPE)
+  .regex(MEDIA_TYPE, 'must be a media type like image/png')
   .optional();
 
 /** 1..max names, or one name as a string. */

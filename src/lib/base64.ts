@@ -4,6 +4,7 @@
  * body (decodeInPlace) and hands the handler a DecodedFile, checked by the same functions.
  */
 import { invalidArgument, StorageError } from './errors';
+import { isMediaType } from './media-type';
 
 const DATA_URL = /^data:([^,;]*)((?:;[^,;]+)*?);base64,/i;
 
@@ -43,6 +44,8 @@ const tooLarge = (maxFileSize: number) => new StorageError('payload_too_large', 
 export function decodeFile(file: string, maxFileSize: number): { bytes: Buffer; dataUrlType?: string } {
   const prefix = dataUrlPrefix(file);
   if (prefix === 'not-base64') throw invalidArgument('file: a data: URL must be base64 (data:<type>;base64,...)');
+  // the type becomes the object's Content-Type header: a type no header can carry is refused here, not by the store
+  if (prefix?.type !== undefined && !isMediaType(prefix.type)) throw invalidArgument("file: the data: URL's type must be a media type like image/png");
   let payload = prefix ? file.slice(prefix.length) : file;
   if (payload.includes('\n') || payload.includes('\r')) payload = payload.replace(/\r?\n/g, ''); // MIME line breaks
   const size = base64Size(payload);
@@ -85,7 +88,9 @@ const PIECE = 48 * 1024;
  */
 export function decodeInPlace(body: Buffer, start: number, end: number): DecodedFile | undefined {
   const prefix = dataUrlPrefix(body.toString('latin1', start, Math.min(end, start + 1024)));
-  if (prefix === 'not-base64') return undefined;
+  // A type that is not a media type (among them any non-ASCII one: the body is UTF-8, read here as
+  // latin1) goes the string way, where decodeFile refuses it.
+  if (prefix === 'not-base64' || (prefix?.type !== undefined && !isMediaType(prefix.type))) return undefined;
   const from = start + (prefix?.length ?? 0);
   let read = from;
   let written = from;

@@ -293,12 +293,17 @@ describe('base64 in JSON, decoded where it sits in the body', () => {
       ['one-over', `${b64}A`, 400],
       ['too-large', randomBytes(MAX_FILE_SIZE + 1).toString('base64'), 413],
       ['not-allowed', `data:application/pdf;base64,${b64}`, 415],
+      // the data: URL's type is the object's Content-Type: one no header can carry is refused on both paths
+      ['type-not-ascii', `data:text/\u00e9;base64,${b64}`, 400],
+      ['type-not-header', `data:text/\u20ac;base64,${b64}`, 400],
+      ['type-spaced', `data: text/plain;base64,${b64}`, 400],
     ];
     for (const [name, file, status] of cases) {
       const contentType = name === 'not-allowed' ? undefined : 'application/octet-stream';
       const r = await upload('user-upload', JSON.stringify({ name: `b64/${name}.bin`, file, contentType }), userHeaders('application/json'));
       expect([name, r.status]).toEqual([name, status]);
-      if (status === 400) expect(r.body).toMatchObject({ code: 'invalid_argument', message: 'file: not valid base64' });
+      const message = name.startsWith('type-') ? "file: the data: URL's type must be a media type like image/png" : 'file: not valid base64';
+      if (status === 400) expect(r.body).toMatchObject({ code: 'invalid_argument', message });
     }
     expect((await store.keys()).filter((k) => k.includes('/b64/') && !/plain|photo/.test(k))).toEqual([]);
   });

@@ -49,7 +49,7 @@ test('a long string is taken as it is (spans found), and a body JSON.parse refus
   const ok = parseInChunks(Buffer.from(JSON.stringify({ name: 'a', file })), [0.3, 0.5]);
   expect(ok.spans).toBe(1);
   expect(ok.args()).toEqual({ name: 'a', file });
-  for (const bad of [`{"file": "${file}\n${file}"}`, `{"file": "${file}\r"}`, `{"file": "${file}"`, `{"file": "${file}", }`, `["${file}"]`, `"${file}"`]) {
+  for (const bad of [`{"file": "${file}\n${file}"}`, `{"file": "${file}\r"}`, `{"name": "${file}\u0001"}`, `{"x": "\u001f${file}"}`, `{"file": "${file}\u0000"}`, `{"file": "${file}"`, `{"file": "${file}", }`, `["${file}"]`, `"${file}"`]) {
     const { args } = parseInChunks(Buffer.from(bad), [0.5]);
     let status = 0;
     try {

@@ -90,3 +90,25 @@ describe('decodeInPlace (the host decodes a long `file` inside the request body)
     expect(isDecodedFile({ [Symbol('aws-storage.decoded-file')]: true })).toBe(false);
   });
 });
+
+test('a data: URL whose type is not ASCII gets decodeFile\'s answer in place too (the body is UTF-8, not latin1)', () => {
+  const b64 = Buffer.alloc(60_000, 7).toString('base64');
+  for (const type of ['text/\u00e9', 'text/\u20ac']) {
+    const file = `data:${type};base64,${b64}`;
+    const body = Buffer.from(JSON.stringify({ file }), 'utf8');
+    const start = body.indexOf('data:');
+    const decoded = decodeInPlace(body, start, body.length - 2);
+    // the string path (undefined: the text left as it was), where decodeFile refuses the type
+    expect(decoded).toBeUndefined();
+    expect(body.toString('utf8', start, body.length - 2)).toBe(file);
+    expect(() => decodeFile(file, 1e6)).toThrow("file: the data: URL's type must be a media type like image/png");
+  }
+});
+
+test('decodeFile refuses a data: URL type no Content-Type header could carry, and keeps a media type with parameters', () => {
+  for (const type of ['text/\u20ac', ' text/plain', 'text', 'text/plain\u0000', 'a/b/c', 'x'.repeat(250) + '/' + 'y'.repeat(10)]) {
+    expect(() => decodeFile(`data:${type};base64,aGk=`, 10)).toThrow(/media type/);
+  }
+  expect(decodeFile('data:image/svg+xml;base64,aGk=', 10).dataUrlType).toBe('image/svg+xml');
+  expect(decodeFile('data:;base64,aGk=', 10).dataUrlType).toBeUndefined();
+});
