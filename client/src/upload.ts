@@ -539,7 +539,6 @@ class Upload implements UploadTask {
     await Promise.resolve(store.remove(this.resumeKey)).catch(() => {});
   }
 
-  /** An endpoint call tried again when it got no answer or a 503 (the store busy). */
   /**
    * Aborts the store's upload of a canceled task, so its parts do not stay behind. A host that did not
    * answer or was busy is asked again (S3 itself says an abort may need repeating), at most `retries`
@@ -559,6 +558,7 @@ class Upload implements UploadTask {
     }
   }
 
+  /** An endpoint call tried again when it got no answer or a 503 (the store busy). */
   private async withRetries<T>(what: string, fn: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
