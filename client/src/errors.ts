@@ -3,7 +3,8 @@
  * unauthorized, forbidden, not_found, payload_too_large, unsupported_media_type, storage_unavailable,
  * not_configured; the host adds method_not_allowed, conflict, internal, timeout). The client's own:
  * `network_error` (status 0: no answer), `canceled` (status 0: the task was canceled or its signal
- * aborted), `upload_failed` (the store refused a part or a PUT; `status` is the store's).
+ * aborted), `upload_failed` (the store refused a part or a PUT; `status` is the store's),
+ * `file_changed` (status 0: a file path's file was rewritten while it was being uploaded).
  */
 export type StorageErrorCode =
   | 'invalid_argument'
@@ -21,6 +22,7 @@ export type StorageErrorCode =
   | 'network_error'
   | 'canceled'
   | 'upload_failed'
+  | 'file_changed'
   | (string & {});
 
 export class StorageApiError extends Error {

@@ -10,6 +10,7 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { storeFactory } from './client.js';
+import { StorageApiError } from './errors.js';
 import { platform, type Source } from './source.js';
 import { parseSaved, type ResumeStore, type SavedUpload } from './state.js';
 
@@ -44,9 +45,23 @@ export function fileStore(dir: string = DEFAULT_STATE_DIR): ResumeStore {
 }
 
 /**
+ * Throws `file_changed` unless `file` still has the size and modification time it had when the
+ * upload opened it: a part read from a file rewritten meanwhile would put old and new bytes together.
+ */
+function unchangedSince(file: string, st: fs.Stats): () => Promise<void> {
+  return async () => {
+    const now = await fsp.stat(file).catch(() => undefined);
+    if (!now || now.size !== st.size || now.mtimeMs !== st.mtimeMs) {
+      throw new StorageApiError(`${file} changed since the upload started (${now ? 'its size or modification time' : 'it is gone'}); upload it again`, 0, 'file_changed');
+    }
+  };
+}
+
+/**
  * A file by its path. Where Node has fs.openAsBlob (20.x: ≥ 19.8), a part is a slice of a file-backed
- * Blob, which fetch streams from the disk as it sends (no part is ever held whole; a file changed
- * meanwhile fails the read); else a part is read whole at its offset when its PUT starts.
+ * Blob, which is streamed from the disk as it is sent (no part is ever held whole); else a part is
+ * read whole at its offset when its PUT starts. Before each part is read, and once more before the
+ * upload is completed, the file must be unchanged (`file_changed`).
  */
 export async function openPath(file: string): Promise<Source> {
   const openAsBlob = (fs as { openAsBlob?: (p: string) => Promise<Blob> }).openAsBlob;
@@ -54,14 +69,17 @@ export async function openPath(file: string): Promise<Source> {
     const st = await fsp.stat(file);
     if (!st.isFile()) throw new TypeError(`not a file: ${file}`);
     const blob = await openAsBlob(file);
+    const unchanged = unchangedSince(file, st);
     return {
       size: blob.size,
       lastModified: Math.floor(st.mtimeMs),
       read: async (start, end) => {
+        await unchanged();
         const part = blob.slice(start, end);
         fileRanges.set(part, { file, start, end, mtimeMs: st.mtimeMs });
         return part;
       },
+      unchanged,
       close: async () => {},
     };
   }
@@ -74,10 +92,13 @@ export async function openPathByOffset(file: string): Promise<Source> {
   try {
     const st = await handle.stat();
     if (!st.isFile()) throw new TypeError(`not a file: ${file}`);
+    const unchanged = unchangedSince(file, st);
     return {
       size: st.size,
       lastModified: Math.floor(st.mtimeMs),
+      unchanged,
       async read(start, end) {
+        await unchanged();
         const buf = new Uint8Array(end - start);
         let off = 0;
         while (off < buf.byteLength) {

@@ -5,6 +5,8 @@ export interface Source {
   type?: string;
   /** the bytes [start, end), as a fetch body; a file is read only now, only this range */
   read(start: number, end: number): Promise<Blob | Uint8Array>;
+  /** throws `file_changed` if the file is not the one the upload started with (a file path only) */
+  unchanged?(): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -238,6 +238,11 @@ class Upload implements UploadTask {
         this._state = 'canceled';
         throw err instanceof StorageApiError && err.code === 'canceled' ? err : canceledError(err);
       }
+      if (err instanceof StorageApiError && err.code === 'file_changed' && this._uploadId) {
+        // its parts are of a file that is no longer there: nothing to resume
+        await this.abortStored(this._uploadId);
+        await this.forget();
+      }
       this._state = 'failed';
       throw err;
     } finally {
@@ -279,6 +284,7 @@ class Upload implements UploadTask {
       const res = outcome.res;
       if (res.ok) {
         await res.arrayBuffer().catch(() => {}); // read to its end: the connection is kept for the next part
+        await this.source.unchanged?.(); // rewritten while it was sent: what was stored may mix both
         this.emit({ loaded: size, total: size });
         return { key: link.key, name: this.name, size, etag: unquote(res.headers.get('etag')), ...(contentType ? { contentType } : {}) };
       }
@@ -374,6 +380,7 @@ class Upload implements UploadTask {
     this.emit({ loaded: this.loaded, total: size, partsDone: this.done.size, partCount: this.parts.size });
     await this.runParts();
     this.checkCanceled();
+    await this.source.unchanged?.(); // a part sent while the file was rewritten: not completed
     const result = await this.withRetries('complete', () =>
       this.ctx.transport.call<CompleteAnswer>(this.mp('complete'), { name: this.name, uploadId: this._uploadId }, { signal: this.cancelCtrl.signal }),
     );

@@ -3,7 +3,7 @@
 // expired links, typed errors, and the memory of an upload from a file path.
 import fs from 'node:fs';
 import path from 'node:path';
-import { createClient, StorageApiError, type UploadProgress } from '../../client/src/node';
+import { createClient, openPath, openPathByOffset, StorageApiError, type UploadProgress } from '../../client/src/node';
 import { callEndpoint, startHost, tempDir, type StartedHost } from '../support/host';
 import { downloadSha256, MIB, packageHome, randomFile, recordingFetch, runChild, sha256 } from './support';
 
@@ -256,6 +256,50 @@ test('cancel asks again when the abort gets no answer: the store lists no upload
   const uploads = await callEndpoint(host, 'admin-multipart-uploads', { prefix: `${user.id}/big/` });
   expect(uploads.status).toBe(200);
   expect((uploads.body.uploads as Array<{ key: string }>).filter((u) => u.key === `${user.id}/big/cancel-retry.bin`)).toEqual([]);
+});
+
+test('a file rewritten while it is uploaded fails with file_changed: nothing completed, the store\'s upload aborted, no state kept', async () => {
+  const stateDir = path.join(dir, 'state-changed');
+  const file = randomFile(dir, 24 * MIB, 'changing.bin');
+  const client = userClient({ storage: { dir: stateDir } });
+  let rewritten = false;
+  const task = client.upload('big/changing.bin', { path: file.path }, {
+    partSize: PART,
+    concurrency: 1,
+    onProgress: (p) => {
+      if (p.part && !rewritten) {
+        rewritten = true;
+        // one byte rewritten in place, same size; the time set apart so no clock granularity hides it
+        const fd = fs.openSync(file.path, 'r+');
+        fs.writeSync(fd, Buffer.from([0xff]), 0, 1, 20 * MIB);
+        fs.closeSync(fd);
+        const later = new Date(Date.now() + 5_000);
+        fs.utimesSync(file.path, later, later);
+      }
+    },
+  });
+  await expect(task.promise).rejects.toMatchObject({ name: 'StorageApiError', code: 'file_changed', status: 0 });
+  expect(rewritten).toBe(true);
+  expect(task.state).toBe('failed');
+  expect(stateFiles(stateDir)).toEqual([]);
+  const uploads = await callEndpoint(host, 'admin-multipart-uploads', { prefix: `${user.id}/big/` });
+  expect((uploads.body.uploads as Array<{ key: string }>).filter((u) => u.key === `${user.id}/big/changing.bin`)).toEqual([]);
+  await expect(client.getUrl('big/changing.bin')).rejects.toMatchObject({ status: 404, code: 'not_found' });
+});
+
+test('a file path read after the file changed (size, time, or gone) is file_changed, by either way of reading it', async () => {
+  for (const open of [openPath, openPathByOffset]) {
+    const f = randomFile(dir, 1000, `small-${open.name}.bin`);
+    const source = await open(f.path);
+    const part = await source.read(0, 10);
+    expect(part instanceof Uint8Array ? part.byteLength : part.size).toBe(10);
+    fs.appendFileSync(f.path, 'more');
+    await expect(source.read(0, 10)).rejects.toMatchObject({ code: 'file_changed' });
+    await expect(source.unchanged!()).rejects.toMatchObject({ code: 'file_changed' });
+    fs.rmSync(f.path);
+    await expect(source.unchanged!()).rejects.toThrow(/it is gone/);
+    await source.close();
+  }
 });
 
 test('an expired part link (403 from the store) is asked for again and the part retried', async () => {
