@@ -76,7 +76,7 @@ export async function openPath(file: string): Promise<Source> {
       read: async (start, end) => {
         await unchanged();
         const part = blob.slice(start, end);
-        fileRanges.set(part, { file, start, end, mtimeMs: st.mtimeMs });
+        fileRanges.set(part, { file, start, end });
         return part;
       },
       unchanged,
@@ -117,7 +117,7 @@ export async function openPathByOffset(file: string): Promise<Source> {
 }
 
 /** Which file range a part Blob of openPath is, so putFileRange can stream it from the disk. */
-const fileRanges = new WeakMap<object, { file: string; start: number; end: number; mtimeMs: number }>();
+const fileRanges = new WeakMap<object, { file: string; start: number; end: number }>();
 
 /**
  * A part that is a file range goes up over node:http(s) from a read stream of that range: at most a
