@@ -230,18 +230,15 @@ class Upload implements UploadTask {
       this._state = 'completed';
       return result;
     } catch (err) {
-      if (this.canceled) {
-        if (this._uploadId) {
-          await this.abortStored(this._uploadId);
-          await this.forget();
-        }
-        this._state = 'canceled';
-        throw err instanceof StorageApiError && err.code === 'canceled' ? err : canceledError(err);
-      }
-      if (err instanceof StorageApiError && err.code === 'file_changed' && this._uploadId) {
-        // its parts are of a file that is no longer there: nothing to resume
+      // Canceled, or its file changed (its parts are of a file that is no longer there): nothing to resume.
+      const givenUp = this.canceled || (err instanceof StorageApiError && err.code === 'file_changed');
+      if (givenUp && this._uploadId) {
         await this.abortStored(this._uploadId);
         await this.forget();
+      }
+      if (this.canceled) {
+        this._state = 'canceled';
+        throw err instanceof StorageApiError && err.code === 'canceled' ? err : canceledError(err);
       }
       this._state = 'failed';
       throw err;
@@ -547,10 +544,10 @@ class Upload implements UploadTask {
   }
 
   /**
-   * Aborts the store's upload of a canceled task, so its parts do not stay behind. A host that did not
+   * Aborts the store's upload of a task given up (canceled, or its file changed), so its parts do not stay behind. A host that did not
    * answer or was busy is asked again (S3 itself says an abort may need repeating), at most `retries`
    * more times; 404 means it is gone already. What still fails is left to the bucket's rule for
-   * unfinished uploads: cancel has no error to report.
+   * unfinished uploads: the task's own error is the one to report.
    */
   private async abortStored(uploadId: string): Promise<void> {
     for (let attempt = 1; ; attempt++) {

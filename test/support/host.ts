@@ -35,8 +35,6 @@ export interface StartHostOptions {
   logToFile?: boolean;
   /** node options before the host's entry (e.g. --cpu-prof, which NODE_OPTIONS does not take) */
   nodeArgs?: string[];
-  /** another build of the host to run (an A/B benchmark of two builds); not checked for staleness */
-  entry?: string;
 }
 
 /** The built host `npm start` runs (scripts/build.mjs bundles scripts/host/main.ts into it). */
@@ -110,8 +108,8 @@ async function startHostOnce(opts: StartHostOptions): Promise<StartedHost> {
   };
   const logFile = opts.logToFile ? path.join(dataDir, 'host.log') : undefined;
   const logFd = logFile ? fs.openSync(logFile, 'a') : undefined;
-  if (!opts.entry) assertHostBuilt();
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.entry ?? HOST_ENTRY], {
+  assertHostBuilt();
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), HOST_ENTRY], {
     cwd: PROJECT_ROOT,
     env,
     stdio: logFd === undefined ? ['ignore', 'pipe', 'pipe'] : ['ignore', logFd, logFd],
