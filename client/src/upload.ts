@@ -436,13 +436,15 @@ class Upload implements UploadTask {
     return this.refreshing;
   }
 
+  /** Sends the pending parts; returns once all are done and the task is not paused (a paused task completes nothing). */
   private async runParts(): Promise<void> {
-    while (this.pending.length > 0) {
+    for (;;) {
       this.checkCanceled();
       if (this.paused) {
         await this.untilResumed();
         continue;
       }
+      if (this.pending.length === 0) return;
       const workers = Array.from({ length: Math.min(this.concurrency, this.pending.length) }, () => this.worker());
       const results = await Promise.allSettled(workers);
       const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');

@@ -141,6 +141,34 @@ test('pause near 30 % starts no part and aborts those in flight; resume finishes
   console.log(`client: paused at ${((pausedAt / BIG) * 100).toFixed(0)} %, ${rec.parts().filter((p) => p.error).length} in-flight part PUTs aborted, then resumed`);
 });
 
+test('pause as the last part lands: nothing is completed while paused; resume completes it', async () => {
+  const rec = recordingFetch();
+  const client = userClient({ fetch: rec.fetch, storage: { dir: path.join(dir, 'state-pause-last') } });
+  const data = Buffer.alloc(12 * MIB, 7);
+  let task: ReturnType<typeof client.upload> | undefined;
+  let pausedAtEnd = false;
+  task = client.upload('big/paused-last.bin', new Uint8Array(data.buffer, data.byteOffset, data.byteLength), {
+    partSize: 5 * MIB,
+    threshold: 5 * MIB,
+    onProgress: (p) => {
+      if (!pausedAtEnd && p.partCount !== undefined && p.partsDone === p.partCount) {
+        pausedAtEnd = true;
+        task!.pause();
+      }
+    },
+  });
+  for (let i = 0; i < 2000 && !pausedAtEnd; i++) await new Promise((r) => setTimeout(r, 5));
+  expect(pausedAtEnd).toBe(true);
+  await new Promise((r) => setTimeout(r, 500));
+  expect(task.state).toBe('paused');
+  expect(rec.sent.filter((s) => s.kind === 'user-multipart-complete')).toEqual([]);
+  task.resume();
+  const result = await task.promise;
+  expect(result.size).toBe(12 * MIB);
+  expect(rec.sent.filter((s) => s.kind === 'user-multipart-complete').map((s) => s.status)).toEqual([200]);
+  expect(rec.parts().length).toBe(3); // no part sent twice
+});
+
 test('a process killed after 3 parts: a new client with the same state directory uploads only the parts the store lacks', async () => {
   const stateDir = path.join(dir, 'state-restart');
   const home = packageHome();
