@@ -41,6 +41,8 @@ export interface EmbeddedStoreOptions {
   buckets?: string[];
   /** Default true: no log lines. */
   silent?: boolean;
+  /** How long a form POST may take to send its fields, up to the file (default FORM_FIELDS_TIMEOUT_MS). */
+  formFieldsTimeoutMs?: number;
 }
 
 /** The store accepts signatures for any region; this is the one it reports. */
@@ -74,7 +76,7 @@ export async function startEmbeddedStore(opts: EmbeddedStoreOptions = {}): Promi
     throw err;
   }
 
-  const server = createStoreServer({ disk, keys: new Map([[accessKeyId, secretAccessKey]]), log });
+  const server = createStoreServer({ disk, keys: new Map([[accessKeyId, secretAccessKey]]), log, formFieldsTimeoutMs: opts.formFieldsTimeoutMs });
   const sweep = () => {
     for (const b of disk.buckets.values()) sweepUploads(b);
   };

@@ -34,6 +34,7 @@ const STATUS = {
   NotImplemented: 501,
   NotModified: 304,
   PreconditionFailed: 412,
+  RequestTimeout: 400,
   RequestTimeTooSkewed: 403,
   SignatureDoesNotMatch: 403,
   SlowDown: 503,

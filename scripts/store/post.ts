@@ -17,6 +17,13 @@ import { xmlEscape } from './xml';
 const MAX_FIELDS_BYTES = 64 * 1024;
 const MAX_PART_HEADER = 8 * 1024;
 const MAX_FIELDS = 100;
+/**
+ * A form POST is read before anything authenticates it (its policy is one of its fields), so the
+ * fields up to the file must arrive within this time: otherwise anyone could hold the store's
+ * connections with forms trickled a byte at a time, and no link would be served. A browser sends
+ * them at once (a few KB); the file itself is then bounded by the policy and the idle timeout.
+ */
+export const FORM_FIELDS_TIMEOUT_MS = 10_000;
 
 /** Form fields the store implements; x-amz-meta-* too. Anything else is refused. */
 const IMPLEMENTED = new Set([
@@ -62,18 +69,34 @@ class Reader {
   private buf: Buffer = Buffer.alloc(0);
   private ended = false;
   private readonly it: AsyncIterator<Buffer>;
+  /** Date.now() by which the next bytes must have come (RequestTimeout), while set */
+  deadline?: number;
   constructor(source: AsyncIterable<Buffer>) {
     this.it = source[Symbol.asyncIterator]();
   }
   private async more(): Promise<boolean> {
     if (this.ended) return false;
-    const r = await this.it.next();
+    const r = this.deadline === undefined ? await this.it.next() : await this.nextBy(this.deadline);
     if (r.done) {
       this.ended = true;
       return false;
     }
     this.buf = this.buf.length ? Buffer.concat([this.buf, r.value]) : r.value;
     return true;
+  }
+  private async nextBy(deadline: number): Promise<IteratorResult<Buffer>> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new S3Error('RequestTimeout', 'Your socket connection to the server was not read from or written to within the timeout period.')),
+        Math.max(0, deadline - Date.now()),
+      );
+    });
+    try {
+      return await Promise.race([this.it.next(), late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
   /** Bytes up to `delim` (consumed with it), at most `limit` before it. */
   async until(delim: Buffer, limit: number): Promise<Buffer> {
@@ -189,12 +212,13 @@ function checkPolicy(fields: Map<string, string>, bucket: Bucket, keys: KeyRing,
 }
 
 /** POST /<bucket> with multipart/form-data. */
-export async function postObject(req: IncomingMessage, bucket: Bucket, keys: KeyRing, now = Date.now()): Promise<Reply> {
+export async function postObject(req: IncomingMessage, bucket: Bucket, keys: KeyRing, now = Date.now(), fieldsTimeoutMs = FORM_FIELDS_TIMEOUT_MS): Promise<Reply> {
   const type = req.headers['content-type'] ?? '';
   const bm = /^multipart\/form-data\s*;.*?boundary=(?:"([^"]{1,70})"|([^\s;]{1,70}))/i.exec(type);
   if (!bm) fail('MalformedPOSTRequest', 'The body of your POST request is not well-formed multipart/form-data.');
   const boundary = bm![1] ?? bm![2];
   const reader = new Reader(req);
+  reader.deadline = now + fieldsTimeoutMs;
   const dash = Buffer.from(`--${boundary}`, 'latin1');
   const delim = Buffer.from(`\r\n--${boundary}`, 'latin1');
   const crlf2 = Buffer.from('\r\n\r\n');
@@ -216,7 +240,10 @@ export async function postObject(req: IncomingMessage, bucket: Bucket, keys: Key
     if (disposition === undefined) fail('MalformedPOSTRequest', 'A form part has no Content-Disposition.');
     const part = parseDisposition(disposition!);
     const name = part.name.toLowerCase();
-    if (name === 'file') return receiveFile(reader, delim, part, fields, bucket, keys, now);
+    if (name === 'file') {
+      reader.deadline = undefined; // the policy is checked next; the file's own time is the idle timeout's
+      return receiveFile(reader, delim, part, fields, bucket, keys, now);
+    }
     const value = await reader.until(delim, MAX_FIELDS_BYTES - fieldBytes);
     fieldBytes += value.length + name.length;
     if (fields.has(name)) fail('InvalidArgument', `The form field ${name} is given more than once.`);

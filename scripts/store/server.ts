@@ -14,7 +14,7 @@ import { corsHeaders, preflight } from './cors';
 import { Disk, type Bucket } from './disk';
 import { errorXml, internalError, S3Error, fail } from './errors';
 import { deleteObject, getObject, listObjects, putObject } from './objects';
-import { postObject } from './post';
+import { FORM_FIELDS_TIMEOUT_MS, postObject } from './post';
 import type { Reply } from './reply';
 import * as multipart from './multipart';
 
@@ -40,6 +40,8 @@ export interface StoreServerOptions {
   disk: Disk;
   keys: KeyRing;
   log?: (line: string) => void;
+  /** How long a form POST may take to send its fields, up to the file (default FORM_FIELDS_TIMEOUT_MS). */
+  formFieldsTimeoutMs?: number;
 }
 
 function parseRequest(req: IncomingMessage): { parts: RequestParts; bucket: string; key: string | undefined; query: Map<string, string> } {
@@ -93,7 +95,7 @@ async function route(req: IncomingMessage, res: ServerResponse, o: StoreServerOp
       if (name.startsWith('x-amz-')) fail('AccessDenied', `A POST form upload cannot carry the header ${name}`);
     }
     continueIfAsked(req, res);
-    return postObject(req, o.disk.get(bucketName), o.keys);
+    return postObject(req, o.disk.get(bucketName), o.keys, Date.now(), o.formFieldsTimeoutMs ?? FORM_FIELDS_TIMEOUT_MS);
   }
 
   const v = verifyRequest(parts, o.keys);

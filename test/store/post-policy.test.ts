@@ -2,6 +2,7 @@
  * Browser form uploads (POST policy from @aws-sdk/s3-presigned-post) are enforced as S3 does:
  * signature, expiration and every condition; a refused POST writes nothing.
  */
+import net from 'node:net';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { createPresignedPost, type PresignedPostOptions } from '@aws-sdk/s3-presigned-post';
 import { startEmbeddedStore, type EmbeddedStore } from '../../scripts/s3/embedded-store';
@@ -230,5 +231,40 @@ describe('refused uploads write nothing', () => {
     const res = await post(`${store.endpoint}/post-other`, fields, text('x'));
     expect(res.status).toBe(403);
     expect(await exists(s3, 'post-other', 'form/cross.txt')).toBe(false);
+  });
+});
+
+describe('a form whose fields trickle in', () => {
+  test('is answered 400 RequestTimeout once its fields took longer than the limit, and closed; a prompt form on that store uploads', async () => {
+    const slow = await startEmbeddedStore({ buckets: [BUCKET], formFieldsTimeoutMs: 400 });
+    const client = clientFor(slow);
+    const socket = net.connect(Number(new URL(slow.endpoint).port), '127.0.0.1');
+    // a byte every 100 ms, as a connection holder would, far longer than the limit allows
+    const drip = setInterval(() => socket.writable && socket.write('x'), 100);
+    try {
+      const started = Date.now();
+      let answer = '';
+      socket.on('data', (d) => (answer += d.toString('latin1')));
+      socket.on('error', () => {});
+      const closed = new Promise<number>((r) => socket.once('close', () => r(Date.now() - started)));
+      socket.write(
+        `POST /${BUCKET} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\nContent-Disposition: form-data; name="key"\r\n\r\nform/`,
+      );
+      const ms = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(Infinity), 8_000))]);
+      expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+      expect(answer).toContain('<Code>RequestTimeout</Code>');
+      expect(ms).toBeLessThan(4_000); // the limit, then at most the linger that lets the client read the answer
+      expect(await exists(client, BUCKET, 'form/')).toBe(false);
+
+      const { url, fields } = await policyFor('form/prompt.txt', {}, client);
+      const res = await post(url, fields, text('in time'));
+      expect(res.status).toBe(204);
+      expect(await getText(client, BUCKET, 'form/prompt.txt')).toBe('in time');
+    } finally {
+      clearInterval(drip);
+      socket.destroy();
+      client.destroy();
+      await slow.close();
+    }
   });
 });
