@@ -22,6 +22,8 @@ import {
   RawBody,
   readBody,
   requestMeta,
+  requestTarget,
+  type RequestTarget,
   withBody,
   withRawBody,
 } from './request';
@@ -418,7 +420,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
    */
   async function admitCall(
     req: http.IncomingMessage,
-    url: URL,
+    url: RequestTarget,
     needsAdmin: boolean,
     phases?: Phases,
     takesFile = false,
@@ -466,7 +468,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
     return { call, caller: bodyKeys ? await authenticate(call, clientAddress(req)) : earlyCaller };
   }
 
-  async function handleEndpoint(req: http.IncomingMessage, url: URL, endpoint: string): Promise<HandlerAnswer> {
+  async function handleEndpoint(req: http.IncomingMessage, url: RequestTarget, endpoint: string): Promise<HandlerAnswer> {
     const phases: Phases = { read: 0, parse: 0 };
     const ep = deps.socket.endpoints.get(endpoint)!;
     const takesFile = typeof ep.metadata.parameters === 'object' && ep.metadata.parameters !== null && 'file' in ep.metadata.parameters;
@@ -488,7 +490,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
   /** One call of one of the socket's handlers, with ctx as the platform built it: for a caller, or the host itself. */
   function runEndpoint(
     req: http.IncomingMessage,
-    url: URL,
+    url: RequestTarget,
     endpoint: string,
     args: Record<string, unknown>,
     caller: Caller,
@@ -519,7 +521,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
     });
   }
 
-  async function handleAdmin(req: http.IncomingMessage, url: URL, route: AdminRoute): Promise<HandlerAnswer> {
+  async function handleAdmin(req: http.IncomingMessage, url: RequestTarget, route: AdminRoute): Promise<HandlerAnswer> {
     // Open sign-up (ALLOW_SIGNUP) is the one keyless call here; its body is read only to the keyless limit.
     const signUp = route.kind === 'users' && req.method === 'POST' && authDeps.allowSignup;
     const { call, caller } = await admitCall(req, url, !signUp);
@@ -554,13 +556,13 @@ export function createHostServer(deps: ServerDeps): HostServer {
   }
 
   /** users/auth/: no key needed (the page and @syncano/core's users.login() call it before they have one). */
-  async function handleSignInRoute(req: http.IncomingMessage, url: URL): Promise<HandlerAnswer> {
+  async function handleSignInRoute(req: http.IncomingMessage, url: RequestTarget): Promise<HandlerAnswer> {
     const { call } = await admitCall(req, url, false);
     return handleSignIn(authDeps, call.args, clientAddress(req));
   }
 
   /** user/: the signed-in user's own account (PATCH: its password). */
-  async function handleOwnAccount(req: http.IncomingMessage, url: URL): Promise<HandlerAnswer> {
+  async function handleOwnAccount(req: http.IncomingMessage, url: RequestTarget): Promise<HandlerAnswer> {
     const { call, caller } = await admitCall(req, url, false);
     const key = caller.user?.user_key;
     if (!caller.user || key === undefined) return errorAnswer(401, 'unauthorized', 'this needs the user key (X-USER-KEY)');
@@ -638,7 +640,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
     };
   }
 
-  async function dispatch(req: http.IncomingMessage, url: URL): Promise<HandlerAnswer> {
+  async function dispatch(req: http.IncomingMessage, url: RequestTarget): Promise<HandlerAnswer> {
     const method = req.method ?? 'GET';
     const r = route(url.pathname);
     const allowed: readonly string[] = r.kind === 'admin' ? ADMIN_ROUTE_METHODS[r.route.kind] : r.kind === 'none' ? [] : ROUTE_METHODS[r.kind];
@@ -741,9 +743,9 @@ export function createHostServer(deps: ServerDeps): HostServer {
       log(`${isoNow()} ${req.method} ${logPath(pathname)} ${status} ${ms.toFixed(1)}ms`);
       if (inFlight === 0) idleWaiters.splice(0).forEach((f) => f());
     });
-    let url: URL;
+    let url: RequestTarget;
     try {
-      url = new URL(req.url ?? '/', 'http://host');
+      url = requestTarget(req.url ?? '/');
       pathname = url.pathname;
     } catch {
       refuse(req, res, errorAnswer(400, 'invalid_argument', 'malformed request URL'), true);
