@@ -532,6 +532,7 @@ export function createHostServer(deps: ServerDeps): HostServer {
       users,
       // the deleted user's own user-list and user-delete, so that the socket decides what its files are
       callAsUser: (endpoint, user, args) => runEndpoint(req, url, endpoint, args, { user, admin: false }, 'POST'),
+      callAsAdmin: (endpoint, args) => runEndpoint(req, url, endpoint, args, { admin: true }, 'POST'),
     });
   }
 

@@ -50,6 +50,8 @@ export interface AdminRouteDeps {
   users: UserStore;
   /** Runs one of the socket's endpoints with meta.user set to this user (the host's invoke path). */
   callAsUser: (endpoint: string, user: User, args: Record<string, unknown>) => Promise<HandlerAnswer>;
+  /** Runs one of the socket's endpoints with meta.admin set (the host's invoke path). */
+  callAsAdmin: (endpoint: string, args: Record<string, unknown>) => Promise<HandlerAnswer>;
 }
 
 type Args = Record<string, unknown>;
@@ -198,7 +200,8 @@ async function resetKey(id: number, args: Args, { users }: AdminRouteDeps): Prom
 }
 
 /**
- * Deletes a user; with remove_files=true its files `<id>/...` too. The user is disabled first, so its
+ * Deletes a user; with remove_files=true its files `<id>/...` too, and its unfinished multipart uploads
+ * (aborted: their part links write nothing more, and their parts go). The user is disabled first, so its
  * key stops working (every host within 1 s) while its files go. The row is deleted only when every file
  * listed was removed; otherwise the user stays, disabled, and the answer says what was removed and why
  * the rest was not (call again to finish).
@@ -214,12 +217,14 @@ async function deleteUser(id: number, args: Args, deps: AdminRouteDeps): Promise
   }
   if (!user.disabled) await users.setDisabled({ id }, true);
   const removal = await removeFilesOf(user, deps);
+  if (!removal.failure) await abortUploadsOf(user, deps, removal);
   const files = {
     kept: false,
     removed: removal.removed,
     names: removal.names,
     names_truncated: removal.removed > removal.names.length,
     errors: removal.errors,
+    uploads_aborted: removal.uploadsAborted,
   };
   if (removal.failure) {
     const { status, code, message } = removal.failure;
@@ -238,6 +243,8 @@ async function deleteUser(id: number, args: Args, deps: AdminRouteDeps): Promise
 
 interface Removal {
   removed: number;
+  /** unfinished multipart uploads of the user aborted */
+  uploadsAborted: number;
   names: string[];
   errors: Array<{ name: string; message: string }>;
   /** why it stopped before every file was gone */
@@ -246,7 +253,7 @@ interface Removal {
 
 /** Pages through the user's files with user-list and deletes each page with user-delete (bounded). */
 async function removeFilesOf(user: User, { callAsUser }: AdminRouteDeps): Promise<Removal> {
-  const out: Removal = { removed: 0, names: [], errors: [] };
+  const out: Removal = { removed: 0, uploadsAborted: 0, names: [], errors: [] };
   const failed = (a: HandlerAnswer, what: string): Removal => {
     const body = parseJson(a.body) as { code?: unknown; message?: unknown } | undefined;
     const code = typeof body?.code === 'string' ? body.code : 'internal';
@@ -273,6 +280,22 @@ async function removeFilesOf(user: User, { callAsUser }: AdminRouteDeps): Promis
     if (!cursor) return out;
   }
   return { ...out, failure: { status: 409, code: 'conflict', message: `more than ${MAX_REMOVAL_PAGES * REMOVAL_PAGE} files` } };
+}
+
+/**
+ * Aborts the user's unfinished multipart uploads, under the same `<id>/` prefix user files have
+ * (names.ts userKey): a part link given out before the deletion would otherwise still write parts,
+ * kept until the bucket's rule for unfinished uploads. A failure keeps the user, as for its files.
+ */
+async function abortUploadsOf(user: User, { callAsAdmin }: AdminRouteDeps, out: Removal): Promise<void> {
+  const a = await callAsAdmin('admin-multipart-uploads', { prefix: `${user.id}/`, abort: true });
+  const body = parseJson(a.body) as { aborted?: unknown[]; message?: unknown; code?: unknown } | undefined;
+  if (a.status === 200 && Array.isArray(body?.aborted)) {
+    out.uploadsAborted = body.aborted.length;
+    return;
+  }
+  const message = typeof body?.message === 'string' ? body.message : `status ${a.status}`;
+  out.failure = { status: a.status >= 500 ? a.status : 409, code: typeof body?.code === 'string' ? body.code : 'internal', message: `aborting the unfinished uploads failed after ${out.removed} files were removed: ${message}` };
 }
 
 function parseJson(body: Buffer): unknown {

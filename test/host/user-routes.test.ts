@@ -4,7 +4,7 @@
  * without the user's files, admin keys added and revoked; every refusal clear and changing nothing.
  */
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { startHost, type StartedHost } from '../support/host';
+import { callEndpoint, startHost, type StartedHost } from '../support/host';
 import { useStore, type TestStore } from '../support/store';
 import { admin, upload, uploadLink } from './admin-support';
 
@@ -164,6 +164,26 @@ describe('delete', () => {
     expect(keys).toEqual(expect.arrayContaining(['10/mine.txt', '11/mine.txt', '12/mine.txt', '2/1/looks-like-a-prefix.txt']));
     expect((await uploadLink(host, victim.user_key)).status).toBe(401);
     expect((await admin(host, 'GET', 'users/1/')).status).toBe(404);
+  });
+
+  test('remove_files=true aborts the user\'s unfinished uploads: a part link given out before writes nothing after; others\' uploads stay', async () => {
+    const leaving = await host.addUser('leaving-with-an-upload');
+    const staying = await host.addUser('staying-with-an-upload');
+    const start = (u: { user_key: string }) => callEndpoint(host, 'user-multipart-start', { name: 'big.bin', size: 6 * 1024 * 1024 }, u);
+    const mine = await start(leaving);
+    const theirs = await start(staying);
+    expect([mine.status, theirs.status]).toEqual([200, 200]);
+    const partLink: string = mine.body.parts[0].link;
+
+    const a = await admin(host, 'DELETE', `users/${leaving.id}/?remove_files=true`);
+    expect(a.status).toBe(200);
+    expect(a.body).toMatchObject({ deleted: true, files: { kept: false, uploads_aborted: 1 } });
+    const put = await fetch(partLink, { method: 'PUT', body: Buffer.alloc(mine.body.parts[0].size, 1) });
+    expect(put.status).toBe(404); // NoSuchUpload
+    const left = await callEndpoint(host, 'admin-multipart-uploads', { prefix: '' });
+    const keys = (left.body.uploads as Array<{ key: string }>).map((u) => u.key);
+    expect(keys).not.toContain(`${leaving.id}/big.bin`);
+    expect(keys).toContain(`${staying.id}/big.bin`);
   });
 
   test('remove_files that is not true/false: 400, the user and its files stay', async () => {
