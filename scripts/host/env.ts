@@ -19,6 +19,8 @@ export interface HostSettings {
   /** DATABASE_POOL_SIZE: PostgreSQL connections one process holds at most (the store's default when unset) */
   databasePoolSize?: number;
   s3Port: number;
+  /** the embedded store's connections from one address, loopback (the host's own) not counted */
+  s3MaxConnectionsPerAddress: number;
   adminKey?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -125,6 +127,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): HostSettings
     databaseUrl: env.DATABASE_URL || undefined,
     databasePoolSize: env.DATABASE_POOL_SIZE ? intEnv(env, 'DATABASE_POOL_SIZE', 10, 1, 1000) : undefined,
     s3Port: intEnv(env, 'S3_PORT', 4569, 0, 65535),
+    s3MaxConnectionsPerAddress: intEnv(env, 'S3_MAX_CONNECTIONS_PER_ADDRESS', 256, 1, 2048),
     adminKey: env.ADMIN_KEY || undefined,
     tlsCert,
     tlsKey,

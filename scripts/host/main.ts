@@ -41,6 +41,7 @@ async function startStore(settings: HostSettings, region: unknown): Promise<{ en
     secretAccessKey,
     buckets: [bucket],
     silent: true,
+    maxConnectionsPerAddress: settings.s3MaxConnectionsPerAddress,
   });
   const env: Record<string, string> = {
     AWS_S3_ENDPOINT: store.endpoint,

@@ -43,6 +43,9 @@ export interface EmbeddedStoreOptions {
   silent?: boolean;
   /** How long a form POST may take to send its fields, up to the file (default FORM_FIELDS_TIMEOUT_MS). */
   formFieldsTimeoutMs?: number;
+  /** Connections one address may hold (default 256); loopback addresses, the host's own, are not counted unless capLoopback. */
+  maxConnectionsPerAddress?: number;
+  capLoopback?: boolean;
 }
 
 /** The store accepts signatures for any region; this is the one it reports. */
@@ -76,7 +79,7 @@ export async function startEmbeddedStore(opts: EmbeddedStoreOptions = {}): Promi
     throw err;
   }
 
-  const server = createStoreServer({ disk, keys: new Map([[accessKeyId, secretAccessKey]]), log, formFieldsTimeoutMs: opts.formFieldsTimeoutMs });
+  const server = createStoreServer({ disk, keys: new Map([[accessKeyId, secretAccessKey]]), log, formFieldsTimeoutMs: opts.formFieldsTimeoutMs, maxConnectionsPerAddress: opts.maxConnectionsPerAddress, capLoopback: opts.capLoopback });
   const sweep = () => {
     for (const b of disk.buckets.values()) sweepUploads(b);
   };

@@ -42,7 +42,18 @@ export interface StoreServerOptions {
   log?: (line: string) => void;
   /** How long a form POST may take to send its fields, up to the file (default FORM_FIELDS_TIMEOUT_MS). */
   formFieldsTimeoutMs?: number;
+  /** Connections one address may hold (default MAX_CONNECTIONS_PER_ADDRESS); loopback not counted unless capLoopback. */
+  maxConnectionsPerAddress?: number;
+  capLoopback?: boolean;
 }
+
+/**
+ * Links send browsers straight here, so the store sees its clients' own addresses: one of them may hold
+ * at most this many connections, and cannot take the 2048 from everyone else. Loopback is the host's
+ * own (it runs the store on its thread, up to a few hundred pooled connections) and is not counted.
+ */
+export const MAX_CONNECTIONS_PER_ADDRESS = 256;
+const isLoopback = (address: string) => address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
 
 function parseRequest(req: IncomingMessage): { parts: RequestParts; bucket: string; key: string | undefined; query: Map<string, string> } {
   const url = req.url ?? '/';
@@ -272,6 +283,23 @@ export function createStoreServer(o: StoreServerOptions): http.Server {
   // a connection idle this long (no byte either way) is closed: slow or stuck clients do not pile up
   server.timeout = 60_000;
   server.maxConnections = 2048;
+  const perAddress = new Map<string, number>();
+  const cap = o.maxConnectionsPerAddress ?? MAX_CONNECTIONS_PER_ADDRESS;
+  server.on('connection', (socket) => {
+    const address = socket.remoteAddress ?? '';
+    if (!o.capLoopback && isLoopback(address)) return;
+    const held = (perAddress.get(address) ?? 0) + 1;
+    if (held > cap) {
+      socket.destroy(); // over its share: closed before a byte is read
+      return;
+    }
+    perAddress.set(address, held);
+    socket.once('close', () => {
+      const left = (perAddress.get(address) ?? 1) - 1;
+      if (left > 0) perAddress.set(address, left);
+      else perAddress.delete(address);
+    });
+  });
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     socket.destroy();
