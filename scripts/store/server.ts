@@ -14,7 +14,7 @@ import { corsHeaders, preflight } from './cors';
 import { Disk, type Bucket } from './disk';
 import { errorXml, internalError, S3Error, fail } from './errors';
 import { deleteObject, getObject, listObjects, putObject } from './objects';
-import { FORM_FIELDS_TIMEOUT_MS, postObject } from './post';
+import { postObject } from './post';
 import type { Reply } from './reply';
 import * as multipart from './multipart';
 
@@ -106,7 +106,7 @@ async function route(req: IncomingMessage, res: ServerResponse, o: StoreServerOp
       if (name.startsWith('x-amz-')) fail('AccessDenied', `A POST form upload cannot carry the header ${name}`);
     }
     continueIfAsked(req, res);
-    return postObject(req, o.disk.get(bucketName), o.keys, Date.now(), o.formFieldsTimeoutMs ?? FORM_FIELDS_TIMEOUT_MS);
+    return postObject(req, o.disk.get(bucketName), o.keys, Date.now(), o.formFieldsTimeoutMs);
   }
 
   const v = verifyRequest(parts, o.keys);
