@@ -254,14 +254,7 @@ interface Removal {
 /** Pages through the user's files with user-list and deletes each page with user-delete (bounded). */
 async function removeFilesOf(user: User, { callAsUser }: AdminRouteDeps): Promise<Removal> {
   const out: Removal = { removed: 0, uploadsAborted: 0, names: [], errors: [] };
-  const failed = (a: HandlerAnswer, what: string): Removal => {
-    const body = parseJson(a.body) as { code?: unknown; message?: unknown } | undefined;
-    const code = typeof body?.code === 'string' ? body.code : 'internal';
-    const message = typeof body?.message === 'string' ? body.message : `status ${a.status}`;
-    // a client-side refusal of a listed name is the host's trouble here, not the caller's: 409, not 400
-    const status = a.status >= 500 ? a.status : 409;
-    return { ...out, failure: { status, code, message: `${what} failed after ${out.removed} files were removed: ${message}` } };
-  };
+  const failed = (a: HandlerAnswer, what: string): Removal => ({ ...out, failure: failureOf(a, what, out.removed) });
   let cursor: string | null = null;
   for (let page = 0; page < MAX_REMOVAL_PAGES; page++) {
     const listed = await callAsUser('user-list', user, cursor ? { limit: REMOVAL_PAGE, cursor } : { limit: REMOVAL_PAGE });
@@ -289,13 +282,22 @@ async function removeFilesOf(user: User, { callAsUser }: AdminRouteDeps): Promis
  */
 async function abortUploadsOf(user: User, { callAsAdmin }: AdminRouteDeps, out: Removal): Promise<void> {
   const a = await callAsAdmin('admin-multipart-uploads', { prefix: `${user.id}/`, abort: true });
-  const body = parseJson(a.body) as { aborted?: unknown[]; message?: unknown; code?: unknown } | undefined;
+  const body = parseJson(a.body) as { aborted?: unknown[] } | undefined;
   if (a.status === 200 && Array.isArray(body?.aborted)) {
     out.uploadsAborted = body.aborted.length;
     return;
   }
+  out.failure = failureOf(a, 'aborting the unfinished uploads', out.removed);
+}
+
+/** Why a removal stopped, from the endpoint's answer that stopped it. */
+function failureOf(a: HandlerAnswer, what: string, removed: number): NonNullable<Removal['failure']> {
+  const body = parseJson(a.body) as { code?: unknown; message?: unknown } | undefined;
+  const code = typeof body?.code === 'string' ? body.code : 'internal';
   const message = typeof body?.message === 'string' ? body.message : `status ${a.status}`;
-  out.failure = { status: a.status >= 500 ? a.status : 409, code: typeof body?.code === 'string' ? body.code : 'internal', message: `aborting the unfinished uploads failed after ${out.removed} files were removed: ${message}` };
+  // a client-side refusal of a listed name is the host's trouble here, not the caller's: 409, not 400
+  const status = a.status >= 500 ? a.status : 409;
+  return { status, code, message: `${what} failed after ${removed} files were removed: ${message}` };
 }
 
 function parseJson(body: Buffer): unknown {
