@@ -4,6 +4,7 @@
 // the users route), the body must be streamed against a size limit (413 before it is read whole), and
 // the ctx handed to each handler (args, meta, config, HttpResponse, setResponse) must be built exactly;
 // a framework would add body parsers and response conventions we would have to undo.
+import './v8-flags';
 import cluster from 'node:cluster';
 import './quiet';
 import fs from 'node:fs';
