@@ -105,6 +105,11 @@ function objectHeaders(meta: ObjectMeta, query: Map<string, string>): Record<str
     const v = query.get(param);
     if (v !== undefined) h[name] = v;
   }
+  // A file is its uploader's bytes served from the store's origin: never sniffed into another type,
+  // and never run as a page (an uploaded HTML or SVG file shows; its scripts do not run). Not on a
+  // PDF, which Chrome's viewer refuses to show under a sandbox (a PDF's scripts are the viewer's).
+  h['X-Content-Type-Options'] = 'nosniff';
+  if (!/^application\/pdf\s*(;|$)/i.test(h['Content-Type'])) h['Content-Security-Policy'] = 'sandbox';
   return h;
 }
 

@@ -1,0 +1,93 @@
+// An uploaded HTML or SVG file opened through its read link, in headless Chromium: it shows, and its
+// scripts do not run (the embedded store answers every object with `X-Content-Type-Options: nosniff`
+// and, but for a PDF, `Content-Security-Policy: sandbox`). Without that a user could hand out a link
+// that runs their script in the store's origin. The same bytes from a plain server do run: the check
+// can fail.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../support/browser';
+import { startHost, type StartedHost } from '../support/host';
+
+jest.setTimeout(120_000);
+
+const HTML = '<!doctype html><title>file</title><p id="p">static</p><script>document.getElementById("p").textContent = "ran"</script>';
+const SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20"><text id="p" y="15">static</text><script>document.getElementById("p").textContent = "ran"</script></svg>';
+
+let host: StartedHost;
+let browser: Browser;
+let plain: http.Server;
+let key: string;
+
+beforeAll(async () => {
+  host = await startHost();
+  key = (await host.addUser('active-files')).user_key;
+  browser = await launchChromium();
+  plain = http.createServer((req, res) => {
+    const svg = req.url === '/x.svg';
+    res.writeHead(200, { 'Content-Type': svg ? 'image/svg+xml' : 'text/html' });
+    res.end(svg ? SVG : HTML);
+  });
+  await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+});
+
+afterAll(async () => {
+  await browser?.close().catch(() => undefined);
+  await new Promise((r) => plain?.close(r));
+  if (host) expect(await host.stop()).toBe(0);
+});
+
+async function uploadedLink(name: string, type: string, text: string): Promise<string> {
+  const res = await fetch(`${host.url}/aws-storage/user-upload/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-user-key': key },
+    body: JSON.stringify({ name, file: `data:${type};base64,${Buffer.from(text).toString('base64')}` }),
+  });
+  expect(res.status).toBe(200);
+  const read = await fetch(`${host.url}/aws-storage/user-read/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-user-key': key },
+    body: JSON.stringify({ name }),
+  });
+  expect(read.status).toBe(200);
+  return ((await read.json()) as { link: string }).link;
+}
+
+async function shownText(url: string): Promise<string> {
+  const page = await browser.newPage();
+  try {
+    const res = await page.goto(url);
+    expect(res?.status()).toBe(200);
+    await page.waitForLoadState('load');
+    return (await page.locator('#p').textContent()) ?? '';
+  } finally {
+    await page.close();
+  }
+}
+
+test('the same bytes from a plain server run their scripts (the check below can fail)', async () => {
+  const base = `http://127.0.0.1:${(plain.address() as AddressInfo).port}`;
+  expect(await shownText(`${base}/x.html`)).toBe('ran');
+  expect(await shownText(`${base}/x.svg`)).toBe('ran');
+});
+
+test.each([
+  ['page.html', 'text/html', HTML],
+  ['page-under-another-name.txt', 'text/html', HTML],
+  ['drawing.svg', 'image/svg+xml', SVG],
+])('%s (%s) through its read link: shown, its script not run', async (name, type, text) => {
+  const link = await uploadedLink(name, type, text);
+  const head = await fetch(link);
+  expect(head.headers.get('x-content-type-options')).toBe('nosniff');
+  expect(head.headers.get('content-security-policy')).toBe('sandbox');
+  expect(head.headers.get('content-type')).toBe(type);
+  expect(await shownText(link)).toBe('static');
+});
+
+test('a PDF is not sandboxed (Chrome\'s viewer refuses one), but is never sniffed', async () => {
+  const link = await uploadedLink('doc.pdf', 'application/pdf', '%PDF-1.4\n%%EOF\n');
+  const res = await fetch(link);
+  expect(res.status).toBe(200);
+  expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+  expect(res.headers.get('content-security-policy')).toBeNull();
+});
