@@ -145,6 +145,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): HostSettings
       limits: {
         ...DEFAULT_SIGN_IN_LIMITS,
         freePerUsername: intEnv(env, 'SIGN_IN_FREE_PER_USERNAME', DEFAULT_SIGN_IN_LIMITS.freePerUsername, 1),
+        freePerUsernameTotal: intEnv(env, 'SIGN_IN_FREE_PER_USERNAME_TOTAL', DEFAULT_SIGN_IN_LIMITS.freePerUsernameTotal, 1),
         freePerAddress: intEnv(env, 'SIGN_IN_FREE_PER_ADDRESS', DEFAULT_SIGN_IN_LIMITS.freePerAddress, 1),
         delayMs: intEnv(env, 'SIGN_IN_DELAY_MS', DEFAULT_SIGN_IN_LIMITS.delayMs, 1),
         maxDelayMs: intEnv(env, 'SIGN_IN_MAX_DELAY_MS', DEFAULT_SIGN_IN_LIMITS.maxDelayMs, 1),

@@ -1,17 +1,22 @@
 // Signing in with a username and a password, and what slows down guessing. Failed sign-ins are counted
-// in the user store (so every host sees them) per username and per client address; past a few free
-// failures each further try must wait a delay that doubles, and is refused 429 with Retry-After until
-// then, without the password being checked. A success clears the username's count (not the address's:
-// an attacker's own account must not reset the count of the address it guesses from; its own try is
-// only taken back).
+// in the user store (so every host sees them) per username from each client address, per username from
+// all addresses together (a looser bound), and per client address; past a few free failures each
+// further try must wait a delay that doubles, and is refused 429 with Retry-After until then, without
+// the password being checked. Wrong passwords sent from one address hold the name at that address
+// only: from anywhere else its owner can still sign in, until the name's looser all-address bound.
+// A success clears the username's counts (not the address's: an attacker's own account must not reset
+// the count of the address it guesses from; its own try is only taken back).
+import { createHash } from 'node:crypto';
 import net from 'node:net';
 import type { LoginFailures, User, UserStore } from './users/types';
 import { needsRehash, hashPassword, verifyPassword } from './passwords';
 import { usernameCandidates } from './users/rules';
 
 export interface SignInLimits {
-  /** failures per username before delays start */
+  /** failures per username from one client address before delays start */
   freePerUsername: number;
+  /** failures per username from all addresses together before delays start (guessing from many) */
+  freePerUsernameTotal: number;
   /** failures per client address before delays start */
   freePerAddress: number;
   /** the first delay; each further failure doubles it */
@@ -23,6 +28,7 @@ export interface SignInLimits {
 
 export const DEFAULT_SIGN_IN_LIMITS: SignInLimits = {
   freePerUsername: 5,
+  freePerUsernameTotal: 100,
   freePerAddress: 20,
   delayMs: 1_000,
   maxDelayMs: 15 * 60_000,
@@ -41,8 +47,12 @@ export class WrongCredentials extends Error {
 }
 
 // one count for every way of typing a name (its NFKC form, when that fits), or alternating forms would be fresh counts
-const usernameBucket = (username: string) => `u:${usernameCandidates(username).at(-1) ?? username}`;
+const countedName = (username: string) => usernameCandidates(username).at(-1) ?? username;
+const usernameBucket = (username: string) => `u:${countedName(username)}`;
 const addressBucket = (address: string) => `ip:${addressKey(address)}`;
+// hashed: a username (150 characters) and an address kept whole could pass a bucket's 300
+const pairBucket = (username: string, address: string) =>
+  `p:${createHash('sha256').update(`${addressKey(address)}\n${countedName(username)}`).digest('base64url')}`;
 
 /**
  * The share of addresses one client is taken to hold, for the limits: an IPv4 address as it is (an
@@ -96,10 +106,11 @@ async function restamp(store: UserStore, bucket: string): Promise<void> {
  * The user these credentials name, or WrongCredentials (the same for an unknown username, a user
  * without a password, a disabled user and a wrong password, after the same work), or SignInThrottled.
  *
- * The try is counted as a failure of the address and of the username before the password is checked
- * (on success the username's count is cleared and the address's try taken back): of many tries sent at
- * once, only those the counts allow are checked (the rest are 429), so guesses sent in parallel, at
- * one username or at many, get no more checks than guesses sent one by one.
+ * The try is counted as a failure of the address, of the username from that address and of the
+ * username before the password is checked (on success the username's counts are cleared and the
+ * address's try taken back): of many tries sent at once, only those the counts allow are checked (the
+ * rest are 429), so guesses sent in parallel, at one username or at many, get no more checks than
+ * guesses sent one by one.
  */
 export async function signIn(
   store: UserStore,
@@ -107,15 +118,18 @@ export async function signIn(
   limits: SignInLimits = DEFAULT_SIGN_IN_LIMITS,
   now = Date.now(),
 ): Promise<User> {
-  const userBucket = usernameBucket(input.username);
-  const addrBucket = addressBucket(input.address);
-  const [seenUser, seenAddr] = await Promise.all([store.loginFailures(userBucket), store.loginFailures(addrBucket)]);
-  const wait = Math.max(waitFor(seenUser, limits.freePerUsername, limits, now), waitFor(seenAddr, limits.freePerAddress, limits, now));
+  const buckets = [
+    { bucket: addressBucket(input.address), free: limits.freePerAddress },
+    { bucket: pairBucket(input.username, input.address), free: limits.freePerUsername },
+    { bucket: usernameBucket(input.username), free: limits.freePerUsernameTotal },
+  ];
+  const [addr, pair, user] = buckets.map((b) => b.bucket);
+  const seen = await Promise.all(buckets.map((b) => store.loginFailures(b.bucket)));
+  const wait = Math.max(...buckets.map((b, i) => waitFor(seen[i], b.free, limits, now)));
   if (wait > 0) throw new SignInThrottled(Math.ceil(wait / 1000));
 
-  // the address first: a try refused for the username's count still counts against its address
-  await claimTry(store, addrBucket, seenAddr, limits.freePerAddress, limits, now);
-  await claimTry(store, userBucket, seenUser, limits.freePerUsername, limits, now);
+  // the address first: a try refused for the username's counts still counts against its address
+  for (const [i, b] of buckets.entries()) await claimTry(store, b.bucket, seen[i], b.free, limits, now);
 
   const found = await store.passwordOf(input.username);
   const usable = found && !found.user.disabled ? found.passwordHash : undefined;
@@ -124,15 +138,15 @@ export async function signIn(
     ok = await verifyPassword(input.password, usable);
   } catch (err) {
     // never checked (PasswordsBusyError: too many at once): the try is taken back from both counts
-    await Promise.all([store.forgiveLoginFailure(userBucket), store.forgiveLoginFailure(addrBucket)]);
+    await Promise.all([addr, pair, user].map((b) => store.forgiveLoginFailure(b)));
     throw err;
   }
   if (!ok || !found) {
     // the delays run from the failure, not from the try's start (the check may have waited its turn)
-    await Promise.all([restamp(store, userBucket), restamp(store, addrBucket)]);
+    await Promise.all([addr, pair, user].map((b) => restamp(store, b)));
     throw new WrongCredentials();
   }
-  await Promise.all([store.clearLoginFailures(userBucket), store.forgiveLoginFailure(addrBucket)]);
+  await Promise.all([store.clearLoginFailures(pair), store.clearLoginFailures(user), store.forgiveLoginFailure(addr)]);
   if (usable && needsRehash(usable)) await store.setPasswordHash({ id: found.user.id }, await hashPassword(input.password));
   return found.user;
 }

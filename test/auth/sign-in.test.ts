@@ -9,7 +9,7 @@ import { tempDir } from '../support/host';
 
 jest.setTimeout(120_000);
 
-const FAST: SignInLimits = { freePerUsername: 5, freePerAddress: 1000, delayMs: 4_000, maxDelayMs: 30_000, forgetAfterMs: 60_000 };
+const FAST: SignInLimits = { freePerUsername: 5, freePerUsernameTotal: 1000, freePerAddress: 1000, delayMs: 4_000, maxDelayMs: 30_000, forgetAfterMs: 60_000 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const unique = (p: string) => `${p}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 
@@ -115,6 +115,34 @@ describe.each(kinds)('sign-in on %s', (_kind, open) => {
     expect(checked).toBeLessThanOrEqual(FAST.freePerUsername + 1);
     expect(checked).toBeGreaterThanOrEqual(1);
     expect(results.filter((r) => 'throttled' in r).length).toBe(30 - checked);
+  });
+
+  test('wrong passwords from one address hold the name there only: its owner signs in from another', async () => {
+    const erin = await make('erin');
+    for (let i = 0; i < 5; i++) expect(await attempt(erin.username, `guess ${i}`, '203.0.113.9')).toEqual({ wrong: true });
+    for (let i = 0; i < 10; i++) expect(await attempt(erin.username, `guess ${i}`, '203.0.113.9')).toEqual({ throttled: expect.any(Number) });
+    // the right password from the guessing address waits too
+    expect(await attempt(erin.username, 'the right password', '203.0.113.9')).toEqual({ throttled: expect.any(Number) });
+    expect(await attempt(erin.username, 'the right password', '192.0.2.44')).toEqual({ ok: expect.objectContaining({ id: erin.id }) });
+    // an IPv6 neighbour in the same /64 is the same client
+    const v6 = await make('erin6');
+    for (let i = 0; i < 5; i++) expect(await attempt(v6.username, `guess ${i}`, '2001:db8:1:2::1')).toEqual({ wrong: true });
+    expect(await attempt(v6.username, 'the right password', '2001:db8:1:2::ffff')).toEqual({ throttled: expect.any(Number) });
+    expect(await attempt(v6.username, 'the right password', '2001:db8:1:3::1')).toEqual({ ok: expect.objectContaining({ id: v6.id }) });
+  });
+
+  test('guesses at one name from many addresses: past the looser total every address waits', async () => {
+    const limits = { ...FAST, freePerUsernameTotal: 6 };
+    const frank = await make('frank');
+    const results = [];
+    for (let i = 0; i < 9; i++) results.push(await attempt(frank.username, `guess ${i}`, `198.51.100.${20 + (i % 3)}`, limits));
+    expect(results.slice(0, 6)).toEqual(Array(6).fill({ wrong: true }));
+    expect(results.slice(6).every((r) => 'throttled' in r)).toBe(true);
+    expect(await attempt(frank.username, 'the right password', '192.0.2.77', limits)).toEqual({ throttled: expect.any(Number) });
+    await sleep(FAST.delayMs + 100);
+    expect(await attempt(frank.username, 'the right password', '192.0.2.77', limits)).toEqual({ ok: expect.objectContaining({ id: frank.id }) });
+    // the success cleared the name's counts: six wrong ones are free again
+    for (let i = 0; i < 5; i++) expect(await attempt(frank.username, `again ${i}`, `198.51.100.${30 + i}`, limits)).toEqual({ wrong: true });
   });
 
   test('one address guessing many usernames is slowed too', async () => {
