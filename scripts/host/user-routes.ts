@@ -9,7 +9,9 @@
 //
 // Every one needs an admin key, checked by the server before it reads a body; these handlers see only
 // the call's arguments. Files are the socket's business: removing a user's files goes through the
-// socket's own user-list and user-delete endpoints (callAsUser), never through src/lib.
+// socket's own user-list and user-delete endpoints (callAsUser), never through src/lib's storage; only
+// the prefix rule comes from there (src/lib/user-prefix.ts).
+import { userPrefix } from '../../src/lib/user-prefix';
 import type { HandlerAnswer } from './invoke';
 import { hashPassword, passwordProblem, PasswordsBusyError } from './passwords';
 import { errorAnswer, jsonAnswer } from './invoke';
@@ -276,12 +278,12 @@ async function removeFilesOf(user: User, { callAsUser }: AdminRouteDeps): Promis
 }
 
 /**
- * Aborts the user's unfinished multipart uploads, under the same `<id>/` prefix user files have
- * (names.ts userKey): a part link given out before the deletion would otherwise still write parts,
- * kept until the bucket's rule for unfinished uploads. A failure keeps the user, as for its files.
+ * Aborts the user's unfinished multipart uploads, under the prefix user files have (userPrefix): a
+ * part link given out before the deletion would otherwise still write parts, kept until the bucket's
+ * rule for unfinished uploads. A failure keeps the user, as for its files.
  */
 async function abortUploadsOf(user: User, { callAsAdmin }: AdminRouteDeps, out: Removal): Promise<void> {
-  const a = await callAsAdmin('admin-multipart-uploads', { prefix: `${user.id}/`, abort: true });
+  const a = await callAsAdmin('admin-multipart-uploads', { prefix: userPrefix(user.id), abort: true });
   const body = parseJson(a.body) as { aborted?: unknown[] } | undefined;
   if (a.status === 200 && Array.isArray(body?.aborted)) {
     out.uploadsAborted = body.aborted.length;

@@ -1,4 +1,7 @@
 import { invalidArgument } from './errors';
+import { userPrefix } from './user-prefix';
+
+export { userPrefix };
 
 /** S3's limit on a whole object key, in bytes of UTF-8. */
 export const MAX_KEY_BYTES = 1024;
@@ -33,13 +36,6 @@ export function checkName(value: unknown, prefix = '', field = 'name'): string {
     throw invalidArgument(`${field} makes a key longer than ${MAX_KEY_BYTES} bytes`);
   }
   return name;
-}
-
-/** The prefix under which a user's files live. Only ids the user store issued reach here. */
-export function userPrefix(userId: string | number): string {
-  const id = String(userId);
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw new Error('user id is not a safe key segment');
-  return `${id}/`;
 }
 
 /** A user's file: the key is `<user.id>/<name>`. */
