@@ -1,6 +1,7 @@
 /** Object operations: PutObject, GetObject, HeadObject, DeleteObject, ListObjects(V2). One function each. */
 import fs from 'node:fs';
 import type { IncomingMessage } from 'node:http';
+import { isMediaType } from '../../src/lib/media-type';
 import { escapeKey } from '../../src/lib/sigv4';
 import { header, type RequestParts, type Verified } from './auth';
 import { bodyOf, expectationsOf, MAX_PUT_SIZE, receive } from './body';
@@ -109,9 +110,17 @@ function objectHeaders(meta: ObjectMeta, query: Map<string, string>): Record<str
   // and never run as a page (an uploaded HTML or SVG file shows; its scripts do not run). Not on a
   // PDF, which Chrome's viewer refuses to show under a sandbox (a PDF's scripts are the viewer's).
   h['X-Content-Type-Options'] = 'nosniff';
-  if (!/^application\/pdf\s*(;|$)/i.test(h['Content-Type'])) h['Content-Security-Policy'] = 'sandbox';
+  if (!isPdf(h['Content-Type'])) h['Content-Security-Policy'] = 'sandbox';
   return h;
 }
+
+/**
+ * One media type, application/pdf, with parameters at most. Anything else a client stored (a link
+ * without a signed type takes any value) is sandboxed: `application/pdf;x=1,text/html` starts like a
+ * PDF, and Chrome shows it as the last type of the list, HTML, with its scripts.
+ */
+const isPdf = (contentType: string | undefined): boolean =>
+  contentType !== undefined && isMediaType(contentType) && /^application\/pdf[ \t]*(;|$)/i.test(contentType);
 
 const unquote = (s: string) => s.trim().replace(/^W\//, '').replace(/^"|"$/g, '');
 const etagMatches = (list: string, etag: string) => list.split(',').some((e) => e.trim() === '*' || unquote(e) === etag);

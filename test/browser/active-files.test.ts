@@ -14,6 +14,9 @@ jest.setTimeout(120_000);
 const HTML = '<!doctype html><title>file</title><p id="p">static</p><script>document.getElementById("p").textContent = "ran"</script>';
 const SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20"><text id="p" y="15">static</text><script>document.getElementById("p").textContent = "ran"</script></svg>';
 
+// starts like a PDF's type; Chrome takes the last of the list, HTML (the attack pass's finding)
+const PDF_THEN_HTML = 'application/pdf;x=1,text/html';
+
 let host: StartedHost;
 let browser: Browser;
 let plain: http.Server;
@@ -25,7 +28,7 @@ beforeAll(async () => {
   browser = await launchChromium();
   plain = http.createServer((req, res) => {
     const svg = req.url === '/x.svg';
-    res.writeHead(200, { 'Content-Type': svg ? 'image/svg+xml' : 'text/html' });
+    res.writeHead(200, { 'Content-Type': svg ? 'image/svg+xml' : req.url === '/x.mixed' ? PDF_THEN_HTML : 'text/html' });
     res.end(svg ? SVG : HTML);
   });
   await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
@@ -53,6 +56,16 @@ async function uploadedLink(name: string, type: string, text: string): Promise<s
   return ((await read.json()) as { link: string }).link;
 }
 
+const call = async (endpoint: string, args: object) => {
+  const res = await fetch(`${host.url}/aws-storage/${endpoint}/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-user-key': key },
+    body: JSON.stringify(args),
+  });
+  expect(res.status).toBe(200);
+  return (await res.json()) as { link: string; fields?: Record<string, string> };
+};
+
 async function shownText(url: string): Promise<string> {
   const page = await browser.newPage();
   try {
@@ -69,6 +82,7 @@ test('the same bytes from a plain server run their scripts (the check below can 
   const base = `http://127.0.0.1:${(plain.address() as AddressInfo).port}`;
   expect(await shownText(`${base}/x.html`)).toBe('ran');
   expect(await shownText(`${base}/x.svg`)).toBe('ran');
+  expect(await shownText(`${base}/x.mixed`)).toBe('ran');
 });
 
 test.each([
@@ -90,4 +104,27 @@ test('a PDF is not sandboxed (Chrome\'s viewer refuses one), but is never sniffe
   expect(res.status).toBe(200);
   expect(res.headers.get('x-content-type-options')).toBe('nosniff');
   expect(res.headers.get('content-security-policy')).toBeNull();
+});
+
+// A link without a signed type lets its client choose any Content-Type: one that only starts like a
+// PDF's is sandboxed like any other.
+test.each(['PUT', 'POST'])('HTML uploaded through a %s link as "application/pdf;x=1,text/html": sandboxed, its script not run', async (method) => {
+  const name = `mixed-${method}.pdf`;
+  const up = await call('user-upload-link', method === 'POST' ? { name, method: 'POST' } : { name });
+  let stored: Response;
+  if (method === 'PUT') {
+    stored = await fetch(up.link, { method: 'PUT', headers: { 'content-type': PDF_THEN_HTML }, body: HTML });
+  } else {
+    const form = new FormData();
+    for (const [k, v] of Object.entries(up.fields ?? {})) form.append(k, v);
+    form.append('Content-Type', PDF_THEN_HTML);
+    form.append('file', new Blob([HTML]), name);
+    stored = await fetch(up.link, { method: 'POST', body: form });
+  }
+  expect(stored.status).toBeLessThan(300);
+  const link = (await call('user-read', { name })).link;
+  const head = await fetch(link);
+  expect(head.headers.get('content-type')).toBe(PDF_THEN_HTML);
+  expect(head.headers.get('content-security-policy')).toBe('sandbox');
+  expect(await shownText(link)).toBe('static');
 });
