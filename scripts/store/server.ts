@@ -179,20 +179,52 @@ function bucketOperation(req: IncomingMessage, parts: RequestParts, v: Verified,
   }
 }
 
+const asksContinue = (req: IncomingMessage) => (req.headers.expect ?? '').toLowerCase() === '100-continue';
+const CONTINUED = Symbol('continued');
+const DROPPED = Symbol('body dropped');
+
 /** Expect: 100-continue is answered only once the request's signature holds. */
 function continueIfAsked(req: IncomingMessage, res: ServerResponse): void {
-  if ((req.headers.expect ?? '').toLowerCase() === '100-continue') res.writeContinue();
+  if (asksContinue(req)) {
+    res.writeContinue();
+    (req as IncomingMessage & { [CONTINUED]?: true })[CONTINUED] = true;
+  }
 }
 
 /**
- * A body we did not read is not drained: the connection closes after the answer. For a refusal Node
- * would end it with a FIN and at once a close that resets a connection whose client is still
- * sending, and the reset throws the answer away too: fetch on Node 22 and 24 sends a form in several
- * writes, and saw `EPIPE` instead of the 403 of a refused POST. So a refused POST's connection only
- * ends (the client reads the answer), reads nothing more, and is closed about LINGER_MS later. (Only
- * POST: with PUTs too, 50 concurrent writers on one key saw some of their requests hang for 20 s.)
+ * A refusal is answered once the client has sent its body: the body is read and dropped first (up to
+ * DRAIN_MAX_BYTES, for at most about LINGER_MS). Answered while the client is still sending, the
+ * close that follows the answer resets the connection, and the reset throws the answer away: the
+ * client saw `EPIPE` instead of its 403 (fetch with a form on Node 22 and 24; a PUT of 20 MB to a
+ * link with a bad signature, one in twenty). A client waiting for a 100 it was not sent is answered at
+ * once. Past either bound the answer goes out and the connection is ended, and closed about LINGER_MS
+ * later, reading nothing more: a refusal never reads more than that.
  */
 const LINGER_MS = 2_000;
+const DRAIN_MAX_BYTES = 64 * 1024 * 1024;
+function dropBodyThen(req: IncomingMessage, answer: () => void): void {
+  let dropped = 0;
+  let done = false;
+  const finish = () => {
+    if (done) return;
+    done = true;
+    clearTimeout(t);
+    req.off('readable', drop).off('end', finish).off('close', finish);
+    answer();
+  };
+  // read() in 'readable' mode, not resume(): a parser that gave up may hold the stream in that mode
+  const drop = () => {
+    for (let chunk: Buffer | null; !done && (chunk = req.read()) !== null; ) {
+      dropped += chunk.length;
+      if (dropped > DRAIN_MAX_BYTES) finish();
+    }
+  };
+  const t = setTimeout(finish, LINGER_MS * (0.75 + Math.random() / 2));
+  req.on('readable', drop).once('end', finish).once('close', finish);
+  drop();
+}
+
+/** After a refusal whose body did not all come: the client reads the answer; nothing more is read. */
 function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
   const socket = req.socket as IncomingMessage['socket'] & { destroySoon?: () => void };
   socket.destroySoon = () => socket.end();
@@ -203,10 +235,24 @@ function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
 }
 
 function send(req: IncomingMessage, res: ServerResponse, reply: Reply, extra: Record<string, string>): void {
+  const r = req as IncomingMessage & { [CONTINUED]?: true; [DROPPED]?: true };
+  const bodyComing = !req.complete && !req.destroyed && !(asksContinue(req) && !r[CONTINUED]);
+  if (bodyComing && reply.status >= 400 && !r[DROPPED]) {
+    r[DROPPED] = true;
+    dropBodyThen(req, () => {
+      if (res.destroyed) return;
+      try {
+        send(req, res, reply, extra);
+      } catch {
+        res.destroy();
+      }
+    });
+    return;
+  }
   const headers: Record<string, string> = { ...extra, ...reply.headers };
   if (!req.complete) {
     headers.Connection = 'close';
-    if (req.method === 'POST' && reply.status >= 400) closeAfterAnswer(req, res);
+    if (reply.status >= 400) closeAfterAnswer(req, res);
   }
   const noBody = req.method === 'HEAD' || reply.status === 304 || reply.status === 204;
   if (reply.file) {
