@@ -6,7 +6,7 @@ import type { Disk, Bucket } from './disk';
 import { S3Error, fail } from './errors';
 import { parseCors } from './cors';
 import { emptyReply, isoDate, xmlReply, type Reply } from './reply';
-import { childrenNamed, childText, parseXml, S3_NS, xmlEscape } from './xml';
+import { childExactText, childrenNamed, childText, parseXml, S3_NS, xmlEscape } from './xml';
 
 const MAX_XML_BODY = 256 * 1024;
 
@@ -73,7 +73,7 @@ export function parseLifecycle(xml: string): LifecycleRule[] {
     const status = childText(r, 'Status');
     if (status !== 'Enabled' && status !== 'Disabled') fail('MalformedXML', 'A lifecycle Rule needs Status Enabled or Disabled');
     const filter = r.children.find((c) => c.name === 'Filter');
-    const prefix = (filter ? childText(filter, 'Prefix') : childText(r, 'Prefix')) ?? '';
+    const prefix = (filter ? childExactText(filter, 'Prefix') : childExactText(r, 'Prefix')) ?? '';
     const abort = r.children.find((c) => c.name === 'AbortIncompleteMultipartUpload');
     const days = abort ? childText(abort, 'DaysAfterInitiation') : undefined;
     if (abort && (days === undefined || !/^[1-9]\d{0,4}$/.test(days))) fail('MalformedXML', 'DaysAfterInitiation must be a positive integer');
@@ -115,7 +115,7 @@ export async function deleteObjects(req: IncomingMessage, parts: RequestParts, v
   }
   const root = parseXml(await readSmallBody(req, parts, v));
   if (root.name !== 'Delete') fail('MalformedXML', 'Expected a Delete document');
-  const keys = childrenNamed(root, 'Object').map((o) => childText(o, 'Key') ?? '');
+  const keys = childrenNamed(root, 'Object').map((o) => childExactText(o, 'Key') ?? '');
   if (keys.length === 0 || keys.length > MAX_DELETE_KEYS) fail('MalformedXML', `A Delete document names 1 to ${MAX_DELETE_KEYS} objects`);
   const quiet = childText(root, 'Quiet') === 'true';
   const out: string[] = [];

@@ -15,7 +15,7 @@ import { bodyOf, discard, expectationsOf, MAX_PUT_SIZE, receive } from './body';
 import { parseLifecycle, readSmallBody } from './buckets';
 import { readMetaOf, trailerOf, type Bucket, type ObjectMeta } from './disk';
 import { S3Error, fail } from './errors';
-import { checkKey, refuseUnknownAmzHeaders, storedHeadersOf } from './objects';
+import { checkKey, refuseUnknownAmzHeaders, storedHeadersOf, writeCondition } from './objects';
 import { emptyReply, isoDate, xmlReply, type Reply } from './reply';
 import { childrenNamed, childText, parseXml, S3_NS, xmlEscape } from './xml';
 
@@ -173,6 +173,8 @@ async function listParts(bucket: Bucket, key: string, id: string, query: Map<str
 async function complete(req: IncomingMessage, parts: RequestParts, v: Verified, bucket: Bucket, key: string, id: string): Promise<Reply> {
   refuseUnknownAmzHeaders(parts, INITIATE_AMZ_HEADERS);
   const up = uploadOf(bucket, id, key);
+  const condition = writeCondition(parts);
+  condition?.(bucket.metas.get(key));
   const body = await readSmallBody(req, parts, v);
   const root = parseXml(body);
   if (root.name !== 'CompleteMultipartUpload') fail('MalformedXML', 'Expected a CompleteMultipartUpload');
@@ -217,6 +219,7 @@ async function complete(req: IncomingMessage, parts: RequestParts, v: Verified, 
       const meta: ObjectMeta = { key, size, etag: `${md5s.digest('hex')}-${chosen.length}`, lastModified: Date.now(), ...up.object };
       await out.write(trailerOf(meta));
       await out.close();
+      condition?.(bucket.metas.get(key)); // the upload is kept on a 412, as on S3
       bucket.commit(tmp, meta);
       fs.rmSync(uploadDir(bucket, id), { recursive: true, force: true });
       const location = `/${bucket.name}/${key}`;

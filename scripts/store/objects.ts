@@ -4,7 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import { isMediaType } from '../../src/lib/media-type';
 import { escapeKey } from '../../src/lib/sigv4';
 import { header, type RequestParts, type Verified } from './auth';
-import { bodyOf, expectationsOf, MAX_PUT_SIZE, receive } from './body';
+import { bodyOf, discard, expectationsOf, MAX_PUT_SIZE, receive } from './body';
 import { openObject, storedOf, type Bucket, type ObjectMeta } from './disk';
 import { S3Error, fail } from './errors';
 import { emptyReply, httpDate, isoDate, xmlReply, type Reply } from './reply';
@@ -67,6 +67,8 @@ export async function putObject(req: IncomingMessage, parts: RequestParts, v: Ve
   refuseUnknownAmzHeaders(parts, PUT_AMZ_HEADERS, { metadata: true });
   const stored = storedHeadersOf(parts);
   const exp = expectationsOf(parts, v.payload, MAX_PUT_SIZE);
+  const condition = writeCondition(parts);
+  condition?.(bucket.metas.get(key));
   const got = await receive(bodyOf(req, v.payload), bucket, exp, (size, md5) => ({
     key,
     size,
@@ -75,10 +77,35 @@ export async function putObject(req: IncomingMessage, parts: RequestParts, v: Ve
     ...stored,
   }));
   const meta = got.meta;
+  try {
+    condition?.(bucket.metas.get(key)); // again, in the commit's turn: a write that landed meanwhile counts
+  } catch (err) {
+    discard(got);
+    throw err;
+  }
   bucket.commit(got.tmp, meta);
   const headers: Record<string, string> = { ETag: `"${meta.etag}"` };
   if (got.checksum) headers[`x-amz-checksum-${got.checksum.name}`] = got.checksum.value;
   return emptyReply(200, headers);
+}
+
+/**
+ * S3's conditional writes (PutObject, CompleteMultipartUpload): `If-None-Match: *` writes only a key
+ * that does not exist, `If-Match: <etag>` only over that version (412 PreconditionFailed; 404 NoSuchKey
+ * when there is none). Checked before the body is read and again in the turn of the commit. Any other
+ * If-None-Match value is 501, as on S3, never ignored.
+ */
+export function writeCondition(parts: RequestParts): ((current: ObjectMeta | undefined) => void) | undefined {
+  const ifNoneMatch = header(parts, 'if-none-match');
+  const ifMatch = header(parts, 'if-match');
+  if (ifNoneMatch === undefined && ifMatch === undefined) return undefined;
+  if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') fail('NotImplemented', 'If-None-Match on a write takes only *');
+  return (current) => {
+    if (ifNoneMatch !== undefined && current) throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold');
+    if (ifMatch === undefined) return;
+    if (!current) throw new S3Error('NoSuchKey', 'The specified key does not exist.');
+    if (!etagMatches(ifMatch, current.etag)) throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold');
+  };
 }
 
 function objectHeaders(meta: ObjectMeta, query: Map<string, string>): Record<string, string> {
@@ -160,7 +187,8 @@ function rangeOf(value: string | undefined, size: number): { start: number; end:
   if (!m || (m[1] === '' && m[2] === '')) return undefined; // malformed or several ranges: ignored, as S3 does
   if (m[1] === '') {
     const n = Number(m[2]);
-    if (n === 0) throw new S3Error('InvalidRange', 'The requested range is not satisfiable');
+    // no byte of an empty object can be asked for, the last ones neither (RFC 9110 14.1.1)
+    if (n === 0 || size === 0) throw new S3Error('InvalidRange', 'The requested range is not satisfiable');
     return { start: Math.max(0, size - n), end: size - 1 };
   }
   const start = Number(m[1]);

@@ -113,3 +113,5 @@ export function parseXml(doc: string): XmlNode {
 
 export const childrenNamed = (node: XmlNode, name: string): XmlNode[] => node.children.filter((c) => c.name === name);
 export const childText = (node: XmlNode, name: string): string | undefined => node.children.find((c) => c.name === name)?.text.trim();
+/** The text as sent, for keys and prefixes: a key may begin or end with spaces, and `a ` is not `a`. */
+export const childExactText = (node: XmlNode, name: string): string | undefined => node.children.find((c) => c.name === name)?.text;

@@ -7,9 +7,18 @@
  * never silently ignored. A refused write stores nothing and leaves the previous version whole.
  * Also: Range and conditional GET/HEAD as S3 answers them.
  */
-import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CompleteMultipartUploadCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import { startEmbeddedStore, type EmbeddedStore } from '../../scripts/s3/embedded-store';
-import { clientFor } from './helpers';
+import { clientFor, getText } from './helpers';
 import {
   awsChunkedPut,
   codeOf,
@@ -387,10 +396,67 @@ describe('Range', () => {
     expect({ status: res.status, code: codeOf(res.text) }).toEqual({ status: 416, code: 'InvalidRange' });
   });
 
+  test.each(['bytes=-5', 'bytes=0-', 'bytes=0-0'])('%s of an empty object: 416 InvalidRange (a suffix once answered 206 "bytes 0--1/0")', async (range) => {
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'range/empty', Body: '' }));
+    const res = await signed('GET', 'range/empty', { headers: { range } });
+    expect({ status: res.status, code: codeOf(res.text), range: res.headers['content-range'] }).toEqual({ status: 416, code: 'InvalidRange', range: 'bytes */0' });
+  });
+
   test('a Range that is not a byte range is ignored: 200, the whole object', async () => {
     const res = await signed('GET', 'range/obj', { headers: { range: 'lines=1-2' } });
     expect(res.status).toBe(200);
     expect(res.body.equals(body)).toBe(true);
+  });
+});
+
+describe('conditional writes (If-None-Match: *, If-Match), as S3 has them', () => {
+  const put = (Key: string, Body: string, cond: { IfNoneMatch?: string; IfMatch?: string } = {}) =>
+    s3.send(new PutObjectCommand({ Bucket: BUCKET, Key, Body, ...cond })).then(
+      (r) => ({ status: 200, etag: r.ETag }),
+      (e: { $metadata?: { httpStatusCode?: number }; name?: string }) => ({ status: e.$metadata?.httpStatusCode, code: e.name }),
+    );
+
+  test('If-None-Match: * writes a new key once; the second is 412 and the first stays', async () => {
+    expect(await put('cond/new', 'first', { IfNoneMatch: '*' })).toMatchObject({ status: 200 });
+    expect(await put('cond/new', 'second', { IfNoneMatch: '*' })).toEqual({ status: 412, code: 'PreconditionFailed' });
+    expect(await getText(s3, BUCKET, 'cond/new')).toBe('first');
+  });
+
+  test('If-Match writes over that version only; over another 412, over no object 404', async () => {
+    const v1 = await put('cond/match', 'v1');
+    const v2 = await put('cond/match', 'v2', { IfMatch: v1.etag });
+    expect(v2).toMatchObject({ status: 200 });
+    expect(await put('cond/match', 'v3', { IfMatch: v1.etag })).toEqual({ status: 412, code: 'PreconditionFailed' });
+    expect(await getText(s3, BUCKET, 'cond/match')).toBe('v2');
+    expect(await put('cond/absent', 'x', { IfMatch: v1.etag })).toEqual({ status: 404, code: 'NoSuchKey' });
+    expect(await put('cond/absent', 'x', { IfMatch: '*' })).toEqual({ status: 404, code: 'NoSuchKey' });
+  });
+
+  test('If-None-Match with an ETag is 501 NotImplemented, never ignored', async () => {
+    expect(await put('cond/etag', 'x', { IfNoneMatch: '"abc"' })).toEqual({ status: 501, code: 'NotImplemented' });
+    await expect(getText(s3, BUCKET, 'cond/etag')).rejects.toThrow();
+  });
+
+  test('12 writers with If-None-Match: * on one new key at once: one 200, eleven 412, the winner stored', async () => {
+    const body = (i: number) => `writer ${i} `.repeat(20_000);
+    const out = await Promise.all(Array.from({ length: 12 }, (_, i) => put('cond/race', body(i), { IfNoneMatch: '*' }).then((r) => ({ ...r, i }))));
+    const won = out.filter((r) => r.status === 200);
+    expect(won).toHaveLength(1);
+    expect(out.filter((r) => r.status === 412)).toHaveLength(11);
+    expect(await getText(s3, BUCKET, 'cond/race')).toBe(body(won[0].i));
+  });
+
+  test('CompleteMultipartUpload with If-None-Match: * over an existing key: 412, the object and the upload kept', async () => {
+    await put('cond/mp', 'existing');
+    const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'cond/mp' }));
+    const part = await s3.send(new UploadPartCommand({ Bucket: BUCKET, Key: 'cond/mp', UploadId, PartNumber: 1, Body: 'parted' }));
+    const done = await s3
+      .send(new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: 'cond/mp', UploadId, IfNoneMatch: '*', MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }))
+      .then(() => 200, (e: { $metadata?: { httpStatusCode?: number } }) => e.$metadata?.httpStatusCode);
+    expect(done).toBe(412);
+    expect(await getText(s3, BUCKET, 'cond/mp')).toBe('existing');
+    const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: 'cond/mp' }));
+    expect((uploads.Uploads ?? []).map((u) => u.UploadId)).toEqual([UploadId]);
   });
 });
 

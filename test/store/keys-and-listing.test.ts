@@ -4,6 +4,7 @@
  */
 import {
   CreateBucketCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   ListObjectsV2Command,
   ListObjectsCommand,
@@ -93,6 +94,18 @@ function encodeKeyOnce(key: string): string {
     .map((s) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase()))
     .join('/');
 }
+
+test('DeleteObjects takes each key as sent: "a " and " a" are not "a"', async () => {
+  const Bucket = 'trimmed-keys';
+  await s3.send(new CreateBucketCommand({ Bucket }));
+  const keys = ['trim/report', 'trim/report ', ' trim/report', 'trim/\treport'];
+  for (const Key of keys) await s3.send(new PutObjectCommand({ Bucket, Key, Body: JSON.stringify(Key) }));
+  const out = await s3.send(new DeleteObjectsCommand({ Bucket, Delete: { Objects: [{ Key: 'trim/report ' }, { Key: ' trim/report' }] } }));
+  expect((out.Deleted ?? []).map((d) => d.Key).sort()).toEqual([' trim/report', 'trim/report ']);
+  const left = await s3.send(new ListObjectsV2Command({ Bucket }));
+  expect((left.Contents ?? []).map((c) => c.Key)).toEqual(['trim/\treport', 'trim/report']);
+  expect(await getText(s3, Bucket, 'trim/report')).toBe(JSON.stringify('trim/report'));
+});
 
 describe('listing order and paging follow S3 (UTF-8 byte order of keys)', () => {
   const BUCKET = 'order-bucket';
