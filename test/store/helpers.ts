@@ -1,6 +1,6 @@
-import { S3Client, GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, S3Client, GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { storeClient } from '../../scripts/s3/client';
-import type { EmbeddedStore } from '../../scripts/s3/embedded-store';
+import { startEmbeddedStore, type EmbeddedStore } from '../../scripts/s3/embedded-store';
 
 export function clientFor(
   store: EmbeddedStore,
@@ -15,6 +15,29 @@ export function clientFor(
     },
     { maxAttempts: 1, ...(over.systemClockOffset !== undefined ? { systemClockOffset: over.systemClockOffset } : {}) },
   );
+}
+
+/** An embedded store with these buckets for one test file: started before its tests, closed after. */
+export function storeForFile(buckets: string[]): { readonly store: EmbeddedStore; readonly s3: S3Client } {
+  let store: EmbeddedStore | undefined;
+  let s3: S3Client | undefined;
+  beforeAll(async () => {
+    store = await startEmbeddedStore();
+    s3 = clientFor(store);
+    for (const Bucket of buckets) await s3.send(new CreateBucketCommand({ Bucket }));
+  });
+  afterAll(async () => {
+    s3?.destroy();
+    await store?.close();
+  });
+  return {
+    get store() {
+      return store!;
+    },
+    get s3() {
+      return s3!;
+    },
+  };
 }
 
 export async function getText(client: S3Client, Bucket: string, Key: string): Promise<string> {

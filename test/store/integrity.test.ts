@@ -410,7 +410,7 @@ describe('Range', () => {
 });
 
 describe('conditional writes (If-None-Match: *, If-Match), as S3 has them', () => {
-  const put = (Key: string, Body: string, cond: { IfNoneMatch?: string; IfMatch?: string } = {}) =>
+  const put = (Key: string, Body: string, cond: { IfNoneMatch?: string; IfMatch?: string } = {}): Promise<{ status?: number; etag?: string; code?: string }> =>
     s3.send(new PutObjectCommand({ Bucket: BUCKET, Key, Body, ...cond })).then(
       (r) => ({ status: 200, etag: r.ETag }),
       (e: { $metadata?: { httpStatusCode?: number }; name?: string }) => ({ status: e.$metadata?.httpStatusCode, code: e.name }),

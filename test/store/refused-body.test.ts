@@ -5,30 +5,20 @@
  * store stops reading and resets: a refusal never reads without bound.
  */
 import net from 'node:net';
-import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { startEmbeddedStore, type EmbeddedStore } from '../../scripts/s3/embedded-store';
-import { clientFor, getText } from './helpers';
+import { getText, storeForFile } from './helpers';
 
 const BUCKET = 'refusals';
 const MiB = 1024 * 1024;
-let store: EmbeddedStore;
-let s3: S3Client;
+const file = storeForFile([BUCKET]);
 
 beforeAll(async () => {
-  store = await startEmbeddedStore();
-  s3 = clientFor(store);
-  await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
-  await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'kept.txt', Body: 'kept' }));
-});
-
-afterAll(async () => {
-  s3?.destroy();
-  await store?.close();
+  await file.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'kept.txt', Body: 'kept' }));
 });
 
 async function badLink(key: string): Promise<URL> {
-  const url = new URL(await getSignedUrl(s3, new PutObjectCommand({ Bucket: BUCKET, Key: key }), { expiresIn: 300 }));
+  const url = new URL(await getSignedUrl(file.s3, new PutObjectCommand({ Bucket: BUCKET, Key: key }), { expiresIn: 300 }));
   const sig = url.searchParams.get('X-Amz-Signature')!;
   url.searchParams.set('X-Amz-Signature', (sig[0] === '0' ? '1' : '0') + sig.slice(1));
   return url;
@@ -89,7 +79,7 @@ test('a PUT refused before its body is read: the client sends all 20 MiB, then r
     expect(out.writeError).toBeUndefined();
     expect(out.sent).toBe(20 * MiB);
   }
-  await expect(getText(s3, BUCKET, 'refused-0.bin')).rejects.toThrow();
+  await expect(getText(file.s3, BUCKET, 'refused-0.bin')).rejects.toThrow();
 });
 
 test('a refused body past 64 MiB is not read on: the connection is reset before the client is done', async () => {
@@ -98,7 +88,7 @@ test('a refused body past 64 MiB is not read on: the connection is reset before 
   expect(out.writeError).toMatch(/ECONNRESET|EPIPE/);
   // what the kernel's buffers take beyond the store's bound, not the gigabyte
   expect(out.sent).toBeLessThan(128 * MiB);
-  expect(await getText(s3, BUCKET, 'kept.txt')).toBe('kept');
+  expect(await getText(file.s3, BUCKET, 'kept.txt')).toBe('kept');
 });
 
 test('fetch PUTs of 20 MiB to a refused link: every one reads its 403', async () => {
