@@ -1,7 +1,6 @@
 /** Object operations: PutObject, GetObject, HeadObject, DeleteObject, ListObjects(V2). One function each. */
 import fs from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import { isMediaType } from '../../src/lib/media-type';
 import { escapeKey } from '../../src/lib/sigv4';
 import { header, type RequestParts, type Verified } from './auth';
 import { bodyOf, discard, expectationsOf, MAX_PUT_SIZE, receive } from './body';
@@ -142,12 +141,14 @@ function objectHeaders(meta: ObjectMeta, query: Map<string, string>): Record<str
 }
 
 /**
- * One media type, application/pdf, with parameters at most. Anything else a client stored (a link
- * without a signed type takes any value) is sandboxed: `application/pdf;x=1,text/html` starts like a
- * PDF, and Chrome shows it as the last type of the list, HTML, with its scripts.
+ * One media type, application/pdf, with parameters at most (RFC 9110 tokens and quoted strings), and
+ * no comma anywhere, quoted or not: a browser may read a comma as the start of another type.
+ * Anything else a client stored (a link without a signed type takes any value) is sandboxed:
+ * `application/pdf;x=1,text/html` starts like a PDF, and Chrome shows it as the last type of the
+ * list, HTML, with its scripts.
  */
-const isPdf = (contentType: string | undefined): boolean =>
-  contentType !== undefined && isMediaType(contentType) && /^application\/pdf[ \t]*(;|$)/i.test(contentType);
+const PDF_TYPE = /^application\/pdf([ \t]*;[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+=([!#$%&'*+.^_`|~0-9A-Za-z-]+|"[^",\\\u0000-\u001f\u007f]*"))*[ \t]*$/i;
+const isPdf = (contentType: string | undefined): boolean => contentType !== undefined && PDF_TYPE.test(contentType);
 
 const unquote = (s: string) => s.trim().replace(/^W\//, '').replace(/^"|"$/g, '');
 const etagMatches = (list: string, etag: string) => list.split(',').some((e) => e.trim() === '*' || unquote(e) === etag);

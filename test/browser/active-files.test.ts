@@ -128,3 +128,20 @@ test.each(['PUT', 'POST'])('HTML uploaded through a %s link as "application/pdf;
   expect(head.headers.get('content-security-policy')).toBe('sandbox');
   expect(await shownText(link)).toBe('static');
 });
+
+test.each([
+  ['application/pdf; name="a.pdf"', null],
+  ['Application/PDF', null],
+  ['application/pdf;x="1,text/html"', 'sandbox'],
+  ['application/pdf,text/html', 'sandbox'],
+  ['application/pdfx', 'sandbox'],
+  ['application/pdf;', 'sandbox'],
+])('stored as %s: Content-Security-Policy %s', async (type, csp) => {
+  const name = `types/${encodeURIComponent(type)}.bin`;
+  const up = await call('user-upload-link', { name });
+  expect((await fetch(up.link, { method: 'PUT', headers: { 'content-type': type }, body: HTML })).status).toBe(200);
+  const res = await fetch((await call('user-read', { name })).link);
+  expect(res.headers.get('content-type')).toBe(type);
+  expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+  expect(res.headers.get('content-security-policy')).toBe(csp);
+});
