@@ -194,8 +194,16 @@ export function discard(r: Received): void {
   fs.rmSync(r.tmp, { force: true });
 }
 
-/** The request's body, decoded when it is aws-chunked. */
+/** Set by the server on a request whose client waits for `100 Continue`: sends it. */
+export const ASK_FOR_BODY = Symbol('ask for the body');
+
+/**
+ * The request's body, decoded when it is aws-chunked. A client that sent `Expect: 100-continue` is
+ * asked for it only now: every check that needs no body (the signature, the key, the declared size, a
+ * write condition) came first, so a refusal costs the client no upload.
+ */
 export function bodyOf(req: IncomingMessage, payload: Payload): AsyncIterable<Buffer> {
+  (req as IncomingMessage & { [ASK_FOR_BODY]?: () => void })[ASK_FOR_BODY]?.();
   if (payload.kind !== 'chunked') return req;
   const decoder = new ChunkedDecoder(payload);
   decoder.on('error', () => {}); // the reader sees the error; an 'error' with no listener would end the thread

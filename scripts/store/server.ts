@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { escapeUri } from '../../src/lib/sigv4';
 import { verifyRequest, type KeyRing, type RequestParts, type Verified } from './auth';
+import { ASK_FOR_BODY } from './body';
 import * as buckets from './buckets';
 import { corsHeaders, preflight } from './cors';
 import { Disk, type Bucket } from './disk';
@@ -117,7 +118,7 @@ async function route(req: IncomingMessage, res: ServerResponse, o: StoreServerOp
       fail('NotImplemented', `The ${name} parameter implies functionality that is not implemented by this store`);
     }
   }
-  continueIfAsked(req, res);
+  continueWhenRead(req, res);
 
   if (!bucketName) {
     if (method === 'GET' && key === undefined) return buckets.listBuckets(o.disk);
@@ -182,26 +183,38 @@ function bucketOperation(req: IncomingMessage, parts: RequestParts, v: Verified,
 const asksContinue = (req: IncomingMessage) => (req.headers.expect ?? '').toLowerCase() === '100-continue';
 const CONTINUED = Symbol('continued');
 const DROPPED = Symbol('body dropped');
+const CLOSING = Symbol('answered Connection: close');
 
-/** Expect: 100-continue is answered only once the request's signature holds. */
+/** Sends `100 Continue` to a client that asked for it, once: a form at once, any other body when it is first read (bodyOf). */
 function continueIfAsked(req: IncomingMessage, res: ServerResponse): void {
-  if (asksContinue(req)) {
-    res.writeContinue();
-    (req as IncomingMessage & { [CONTINUED]?: true })[CONTINUED] = true;
-  }
+  const r = req as IncomingMessage & { [CONTINUED]?: true; [ASK_FOR_BODY]?: () => void };
+  if (!asksContinue(req) || r[CONTINUED]) return;
+  res.writeContinue();
+  r[CONTINUED] = true;
 }
+const continueWhenRead = (req: IncomingMessage, res: ServerResponse) => {
+  if (asksContinue(req)) (req as IncomingMessage & { [ASK_FOR_BODY]?: () => void })[ASK_FOR_BODY] = () => continueIfAsked(req, res);
+};
 
 /**
- * A refusal is answered once the client has sent its body: the body is read and dropped first (up to
- * DRAIN_MAX_BYTES, for at most about LINGER_MS). Answered while the client is still sending, the
- * close that follows the answer resets the connection, and the reset throws the answer away: the
- * client saw `EPIPE` instead of its 403 (fetch with a form on Node 22 and 24; a PUT of 20 MB to a
- * link with a bad signature, one in twenty). A client waiting for a 100 it was not sent is answered at
- * once. Past either bound the answer goes out and the connection is ended, and closed about LINGER_MS
- * later, reading nothing more: a refusal never reads more than that.
+ * A refusal is answered once the client has sent its body, if that body has a Content-Length of at
+ * most DRAIN_MAX_BYTES: it is read and dropped first, for at most about LINGER_MS. Answered while the
+ * client is still sending, the close that follows the answer resets the connection, and the reset
+ * throws the answer away: the client saw `EPIPE` instead of its 403 (fetch with a form on Node 22 and
+ * 24; a PUT of 20 MB to a link with a bad signature, one in twenty). Any other refused body (chunked,
+ * longer, or a client waiting for a 100 it was not sent) is answered at once and not read: a chunked
+ * body of 1-byte chunks costs a callback a byte, and a few connections of them kept the store's
+ * thread busy (the second attack pass). Past either bound, the same.
  */
 const LINGER_MS = 2_000;
 const DRAIN_MAX_BYTES = 64 * 1024 * 1024;
+function drainable(req: IncomingMessage): boolean {
+  if (req.complete || req.destroyed || req.headers['transfer-encoding'] !== undefined) return false;
+  if (asksContinue(req) && !(req as IncomingMessage & { [CONTINUED]?: true })[CONTINUED]) return false;
+  const length = req.headers['content-length'];
+  return length !== undefined && /^\d{1,15}$/.test(length) && Number(length) <= DRAIN_MAX_BYTES;
+}
+
 function dropBodyThen(req: IncomingMessage, answer: () => void): void {
   let dropped = 0;
   let done = false;
@@ -224,20 +237,30 @@ function dropBodyThen(req: IncomingMessage, answer: () => void): void {
   drop();
 }
 
-/** After a refusal whose body did not all come: the client reads the answer; nothing more is read. */
+/**
+ * After a refusal whose body did not all come: the client reads the answer (the connection is only
+ * ended, FIN), nothing more is read (Node would drop the rest of the body, and parse what follows it,
+ * until the close), nothing pipelined behind it runs (RFC 9112 9.6), and it is closed about LINGER_MS
+ * later.
+ */
 function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
-  const socket = req.socket as IncomingMessage['socket'] & { destroySoon?: () => void };
+  const socket = req.socket as IncomingMessage['socket'] & { destroySoon?: () => void; [CLOSING]?: true };
+  socket[CLOSING] = true;
   socket.destroySoon = () => socket.end();
-  res.once('finish', () => req.pause());
+  // 'pause' stops the connection's reads; again after Node's own drop of the body has resumed it
+  const stopReading = () => socket.pause();
+  res.once('finish', () => {
+    stopReading();
+    setImmediate(stopReading);
+  });
   const t = setTimeout(() => socket.destroy(), LINGER_MS * (0.75 + Math.random() / 2));
   t.unref();
   socket.once('close', () => clearTimeout(t));
 }
 
 function send(req: IncomingMessage, res: ServerResponse, reply: Reply, extra: Record<string, string>): void {
-  const r = req as IncomingMessage & { [CONTINUED]?: true; [DROPPED]?: true };
-  const bodyComing = !req.complete && !req.destroyed && !(asksContinue(req) && !r[CONTINUED]);
-  if (bodyComing && reply.status >= 400 && !r[DROPPED]) {
+  const r = req as IncomingMessage & { [DROPPED]?: true };
+  if (reply.status >= 400 && !r[DROPPED] && drainable(req)) {
     r[DROPPED] = true;
     dropBodyThen(req, () => {
       if (res.destroyed) return;
@@ -282,6 +305,8 @@ export function createStoreServer(o: StoreServerOptions): http.Server {
   const idPrefix = randomBytes(4).toString('hex').toUpperCase();
   let requests = 0;
   const handle = (req: IncomingMessage, res: ServerResponse) => {
+    // RFC 9112 9.6: nothing pipelined behind an answer with Connection: close runs
+    if ((req.socket as object & { [CLOSING]?: true })[CLOSING]) return;
     const requestId = `${idPrefix}${(++requests).toString(16).toUpperCase().padStart(8, '0')}`;
     const ctx: { bucket?: Bucket } = {};
     req.on('error', () => {}); // a client gone mid-body ends its own request, nothing else

@@ -82,7 +82,7 @@ test('a PUT refused before its body is read: the client sends all 20 MiB, then r
   await expect(getText(file.s3, BUCKET, 'refused-0.bin')).rejects.toThrow();
 });
 
-test('a refused body past 64 MiB is not read on: the connection is reset before the client is done', async () => {
+test('a refused body declared over 64 MiB is answered at once and not read: the connection is reset before the client is done', async () => {
   const out = await putWhole(await badLink('huge.bin'), 1024 * MiB);
   expect(out.answer).toMatch(/^HTTP\/1\.1 403 /);
   expect(out.writeError).toMatch(/ECONNRESET|EPIPE/);
@@ -104,4 +104,94 @@ test('fetch PUTs of 20 MiB to a refused link: every one reads its 403', async ()
     );
   }
   expect(statuses).toEqual(Array(10).fill(403));
+});
+
+/** Sends `head`, then `chunk` as fast as the store takes it for up to `ms`; what came back, and when. */
+function flood(url: URL, head: string, chunk: Buffer, ms: number): Promise<{ answer: string; answeredAfterMs: number; sent: number; closedAfterMs: number }> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port: Number(url.port), host: '127.0.0.1' });
+    const started = Date.now();
+    let answer = '';
+    let answeredAfterMs = -1;
+    let sent = 0;
+    socket.on('data', (d) => {
+      if (answeredAfterMs < 0) answeredAfterMs = Date.now() - started;
+      answer += d.toString('latin1');
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => resolve({ answer, answeredAfterMs, sent, closedAfterMs: Date.now() - started }));
+    socket.write(head);
+    void (async () => {
+      while (!socket.destroyed && Date.now() - started < ms) {
+        sent += chunk.length;
+        if (!socket.write(chunk)) await Promise.race([drained(socket), new Promise((r) => setTimeout(r, 50))]);
+      }
+    })();
+  });
+}
+
+test('a refused chunked body is answered at once and not read (1-byte chunks cost the store a callback each)', async () => {
+  const url = await badLink('chunked.bin');
+  const tiny = Buffer.from('1\r\na\r\n'.repeat(10_000));
+  const out = await flood(url, `PUT ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nTransfer-Encoding: chunked\r\n\r\n`, tiny, 4_000);
+  expect(out.answer).toMatch(/^HTTP\/1\.1 403 /);
+  expect(out.answeredAfterMs).toBeLessThan(500);
+  // what the kernel's buffers take: the store stopped reading at its answer
+  expect(out.sent).toBeLessThan(32 * MiB);
+  expect(out.closedAfterMs).toBeLessThan(3_500);
+});
+
+test('a request pipelined behind a refusal answered Connection: close does not run (RFC 9112 9.6)', async () => {
+  const bad = await badLink('pipelined-refused.bin');
+  const good = new URL(await getSignedUrl(file.s3, new PutObjectCommand({ Bucket: BUCKET, Key: 'pipelined.txt' }), { expiresIn: 300 }));
+  const socket = net.connect({ port: Number(bad.port), host: '127.0.0.1', allowHalfOpen: true });
+  socket.on('error', () => {});
+  let answer = '';
+  const answered = new Promise<void>((r) => socket.on('data', (d) => ((answer += d.toString('latin1')), r())));
+  const closed = new Promise<void>((r) => socket.once('close', () => r()));
+  // 10 bytes of a 1000-byte body: the store waits for the rest, then answers 403 and ends the connection
+  socket.write(`PUT ${bad.pathname}${bad.search} HTTP/1.1\r\nHost: ${bad.host}\r\nContent-Length: 1000\r\n\r\n${'x'.repeat(10)}`);
+  await answered;
+  expect(answer).toMatch(/^HTTP\/1\.1 403 [^]*\r\nConnection: close\r\n/i);
+  socket.write('x'.repeat(990) + `PUT ${good.pathname}${good.search} HTTP/1.1\r\nHost: ${good.host}\r\nContent-Length: 5\r\n\r\nhello`);
+  socket.end();
+  await closed;
+  await expect(getText(file.s3, BUCKET, 'pipelined.txt')).rejects.toThrow();
+});
+
+/** A PUT through `url` with `Expect: 100-continue`: the first answer, and the final one after the body if a 100 came. */
+function putExpecting(url: URL, headers: string, body: string): Promise<{ first: string; final: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port: Number(url.port), host: '127.0.0.1' });
+    let got = '';
+    let first = '';
+    const timer = setTimeout(() => (socket.destroy(), reject(new Error(`no answer: ${got}`))), 5_000);
+    socket.on('data', (d) => {
+      got += d.toString('latin1');
+      if (!first && got.includes('\r\n\r\n')) {
+        first = got.slice(0, got.indexOf('\r\n'));
+        if (/^HTTP\/1\.1 100 /.test(first)) {
+          got = got.slice(got.indexOf('\r\n\r\n') + 4);
+          socket.write(body);
+        } else {
+          clearTimeout(timer);
+          socket.destroy();
+          resolve({ first, final: first });
+        }
+      } else if (first && /^HTTP\/1\.1 [2-5]\d\d /.test(got) && got.includes('\r\n\r\n')) {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve({ first, final: got.slice(0, got.indexOf('\r\n')) });
+      }
+    });
+    socket.on('error', () => {});
+    socket.write(`PUT ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n${headers}\r\n`);
+  });
+}
+
+test('Expect: 100-continue: a refusal that needs no body (a write condition) comes instead of the 100; a good PUT gets its 100, then 200', async () => {
+  const link = async () => new URL(await getSignedUrl(file.s3, new PutObjectCommand({ Bucket: BUCKET, Key: 'kept.txt' }), { expiresIn: 300 }));
+  expect(await putExpecting(await link(), 'If-None-Match: *\r\n', 'other')).toEqual({ first: 'HTTP/1.1 412 Precondition Failed', final: 'HTTP/1.1 412 Precondition Failed' });
+  expect(await getText(file.s3, BUCKET, 'kept.txt')).toBe('kept');
+  expect(await putExpecting(await link(), '', 'kept')).toEqual({ first: 'HTTP/1.1 100 Continue', final: 'HTTP/1.1 200 OK' });
 });
