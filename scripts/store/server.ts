@@ -187,7 +187,7 @@ const CLOSING = Symbol('answered Connection: close');
 
 /** Sends `100 Continue` to a client that asked for it, once: a form at once, any other body when it is first read (bodyOf). */
 function continueIfAsked(req: IncomingMessage, res: ServerResponse): void {
-  const r = req as IncomingMessage & { [CONTINUED]?: true; [ASK_FOR_BODY]?: () => void };
+  const r = req as IncomingMessage & { [CONTINUED]?: true };
   if (!asksContinue(req) || r[CONTINUED]) return;
   res.writeContinue();
   r[CONTINUED] = true;
