@@ -204,7 +204,7 @@ const continueWhenRead = (req: IncomingMessage, res: ServerResponse) => {
  * 24; a PUT of 20 MB to a link with a bad signature, one in twenty). Any other refused body (chunked,
  * longer, or a client waiting for a 100 it was not sent) is answered at once and not read: a chunked
  * body of 1-byte chunks costs a callback a byte, and a few connections of them kept the store's
- * thread busy (the second attack pass). Past either bound, the same.
+ * thread busy (the second attack pass). A body still coming after LINGER_MS is treated the same.
  */
 const LINGER_MS = 2_000;
 const DRAIN_MAX_BYTES = 64 * 1024 * 1024;
@@ -215,8 +215,8 @@ function drainable(req: IncomingMessage): boolean {
   return length !== undefined && /^\d{1,15}$/.test(length) && Number(length) <= DRAIN_MAX_BYTES;
 }
 
+/** Reads and drops the rest of a drainable body (its Content-Length bounds it), then answers; at most about LINGER_MS. */
 function dropBodyThen(req: IncomingMessage, answer: () => void): void {
-  let dropped = 0;
   let done = false;
   const finish = () => {
     if (done) return;
@@ -227,10 +227,7 @@ function dropBodyThen(req: IncomingMessage, answer: () => void): void {
   };
   // read() in 'readable' mode, not resume(): a parser that gave up may hold the stream in that mode
   const drop = () => {
-    for (let chunk: Buffer | null; !done && (chunk = req.read()) !== null; ) {
-      dropped += chunk.length;
-      if (dropped > DRAIN_MAX_BYTES) finish();
-    }
+    while (!done && req.read() !== null);
   };
   const t = setTimeout(finish, LINGER_MS * (0.75 + Math.random() / 2));
   req.on('readable', drop).once('end', finish).once('close', finish);
