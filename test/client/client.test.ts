@@ -334,11 +334,14 @@ test('an expired part link (403 from the store) is asked for again and the part 
   const data = new Uint8Array(12 * MIB).map((_, i) => (i * 31) & 0xff);
   const rec = recordingFetch({
     before: async (s, count) => {
-      if (s.kind === 'part' && s.partNumber === 2 && count === 1) await new Promise((r) => setTimeout(r, 2200)); // past the link's 1 s
+      if (s.kind === 'part' && s.partNumber === 2 && count === 1) await new Promise((r) => setTimeout(r, 4200)); // past the link's 3 s
     },
   });
   const client = userClient({ fetch: rec.fetch });
-  const result = await client.upload('big/expired.bin', data, { threshold: 6 * MIB, partSize: 6 * MIB, expiresIn: 1 }).promise;
+  // X-Amz-Date has whole seconds, so a link lives between expiresIn - 1 and expiresIn seconds: a 1-second
+  // link could be past due when issued, and its replacement refused too (seen once in CI). 3 s leaves the
+  // replacement at least 2 s for one PUT on loopback.
+  const result = await client.upload('big/expired.bin', data, { threshold: 6 * MIB, partSize: 6 * MIB, expiresIn: 3 }).promise;
   expect(result.size).toBe(data.length);
   // the store refuses the late PUT: 403, or (when it answers before it has read the body and closes) no answer
   const part2 = rec.parts().filter((p) => p.partNumber === 2);
