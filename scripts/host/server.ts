@@ -4,6 +4,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
+import { closeAfterAnswer } from '../store/linger';
 import { keyDigest } from './admin-key';
 import { DEFAULT_LIMITS, type FrontDoorLimits } from './env';
 import { errorAnswer, HandlerAnswer, invokeHandler, jsonAnswer } from './invoke';
@@ -79,9 +80,6 @@ interface ConnectionState {
   lastWritten: number;
   stalledSince: number;
 }
-
-/** A refused request's connection stays open (its body unread) this long, for the client to read the answer. */
-const LINGER_MS = 2_000;
 
 const CORS_HEADERS: Record<string, string> = {
   'Access-Control-Allow-Origin': '*',
@@ -677,10 +675,9 @@ export function createHostServer(deps: ServerDeps): HostServer {
    * Answers a refusal while the request's body may still be coming. Closing at once would reset the
    * connection with the client's bytes unread, and a client still sending would then lose the answer
    * too (a TCP reset discards what it has not read yet); reading the rest would let the client choose
-   * how much work the refusal costs. So the answer is written with `Connection: close`, the body is
-   * no longer read (Node would otherwise drop it as fast as it comes), and the connection is closed
-   * about LINGER_MS later: time for the client to read the answer. A stalled body (408) is not
-   * waited for.
+   * how much work the refusal costs. So the answer is written with `Connection: close` and
+   * closeAfterAnswer (the store's rule too) stops reading and closes about LINGER_MS later: time for
+   * the client to read the answer. A stalled body (408) is not waited for.
    */
   function refuse(req: http.IncomingMessage, res: http.ServerResponse, a: HandlerAnswer, linger: boolean): void {
     if (req.complete) {
@@ -692,18 +689,8 @@ export function createHostServer(deps: ServerDeps): HostServer {
       res.once('finish', () => req.socket.destroy());
       return;
     }
-    const socket = req.socket;
-    // Node ends a `Connection: close` answer with socket.destroySoon(): a FIN, then at once a close that
-    // resets a connection whose client is still sending. Here it only ends (FIN: the client reads the
-    // answer and knows not to reuse the connection), and the timer below closes it.
-    (socket as net.Socket & { destroySoon?: () => void }).destroySoon = () => socket.end();
-    // Registered after Node's own 'finish' listener, which starts dropping an unread body.
-    res.once('finish', () => req.pause());
+    closeAfterAnswer(req.socket, res);
     send(res, { ...a, headers: { ...a.headers, Connection: 'close' } });
-    // Spread over ±25 %, so that connections refused together are not all closed (and reopened) together.
-    const t = setTimeout(() => socket.destroy(), LINGER_MS * (0.75 + Math.random() / 2));
-    t.unref();
-    socket.once('close', () => clearTimeout(t));
   }
 
   const busy = (message: string): HandlerAnswer => ({

@@ -15,6 +15,7 @@ import { corsHeaders, preflight } from './cors';
 import { Disk, type Bucket } from './disk';
 import { errorXml, internalError, S3Error, fail } from './errors';
 import { deleteObject, getObject, listObjects, putObject } from './objects';
+import { closeAfterAnswer, LINGER_MS } from './linger';
 import { postObject } from './post';
 import type { Reply } from './reply';
 import * as multipart from './multipart';
@@ -206,7 +207,6 @@ const continueWhenRead = (req: IncomingMessage, res: ServerResponse) => {
  * body of 1-byte chunks costs a callback a byte, and a few connections of them kept the store's
  * thread busy (the second attack pass). A body still coming after LINGER_MS is treated the same.
  */
-const LINGER_MS = 2_000;
 const DRAIN_MAX_BYTES = 64 * 1024 * 1024;
 function drainable(req: IncomingMessage): boolean {
   if (req.complete || req.destroyed || req.headers['transfer-encoding'] !== undefined) return false;
@@ -235,24 +235,13 @@ function dropBodyThen(req: IncomingMessage, answer: () => void): void {
 }
 
 /**
- * After a refusal whose body did not all come: the client reads the answer (the connection is only
- * ended, FIN), nothing more is read (Node would drop the rest of the body, and parse what follows it,
- * until the close), nothing pipelined behind it runs (RFC 9112 9.6), and it is closed about LINGER_MS
- * later.
+ * After a refusal whose body did not all come: closeAfterAnswer (the client reads the answer, nothing
+ * more is read, the connection closes about LINGER_MS later), and nothing pipelined behind it runs
+ * (RFC 9112 9.6: handle checks CLOSING).
  */
-function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
-  const socket = req.socket as IncomingMessage['socket'] & { destroySoon?: () => void; [CLOSING]?: true };
-  socket[CLOSING] = true;
-  socket.destroySoon = () => socket.end();
-  // 'pause' stops the connection's reads; again after Node's own drop of the body has resumed it
-  const stopReading = () => socket.pause();
-  res.once('finish', () => {
-    stopReading();
-    setImmediate(stopReading);
-  });
-  const t = setTimeout(() => socket.destroy(), LINGER_MS * (0.75 + Math.random() / 2));
-  t.unref();
-  socket.once('close', () => clearTimeout(t));
+function refusedWhileSending(req: IncomingMessage, res: ServerResponse): void {
+  (req.socket as IncomingMessage['socket'] & { [CLOSING]?: true })[CLOSING] = true;
+  closeAfterAnswer(req.socket, res);
 }
 
 function send(req: IncomingMessage, res: ServerResponse, reply: Reply, extra: Record<string, string>): void {
@@ -272,7 +261,7 @@ function send(req: IncomingMessage, res: ServerResponse, reply: Reply, extra: Re
   const headers: Record<string, string> = { ...extra, ...reply.headers };
   if (!req.complete) {
     headers.Connection = 'close';
-    if (reply.status >= 400) closeAfterAnswer(req, res);
+    if (reply.status >= 400) refusedWhileSending(req, res);
   }
   const noBody = req.method === 'HEAD' || reply.status === 304 || reply.status === 204;
   if (reply.file) {
