@@ -46,6 +46,8 @@ export interface EmbeddedStoreOptions {
   /** Connections one address may hold (default 256); loopback addresses, the host's own, are not counted unless capLoopback. */
   maxConnectionsPerAddress?: number;
   capLoopback?: boolean;
+  /** Refused bodies the store reads and drops at once before answering (default 64); past it, answered at once. */
+  maxDrains?: number;
 }
 
 /** The store accepts signatures for any region; this is the one it reports. */
@@ -79,7 +81,7 @@ export async function startEmbeddedStore(opts: EmbeddedStoreOptions = {}): Promi
     throw err;
   }
 
-  const server = createStoreServer({ disk, keys: new Map([[accessKeyId, secretAccessKey]]), log, formFieldsTimeoutMs: opts.formFieldsTimeoutMs, maxConnectionsPerAddress: opts.maxConnectionsPerAddress, capLoopback: opts.capLoopback });
+  const server = createStoreServer({ disk, keys: new Map([[accessKeyId, secretAccessKey]]), log, formFieldsTimeoutMs: opts.formFieldsTimeoutMs, maxConnectionsPerAddress: opts.maxConnectionsPerAddress, capLoopback: opts.capLoopback, maxDrains: opts.maxDrains });
   const sweep = () => {
     for (const b of disk.buckets.values()) sweepUploads(b);
   };

@@ -47,6 +47,8 @@ export interface StoreServerOptions {
   /** Connections one address may hold (default MAX_CONNECTIONS_PER_ADDRESS); loopback not counted unless capLoopback. */
   maxConnectionsPerAddress?: number;
   capLoopback?: boolean;
+  /** Refused bodies read and dropped at once (default MAX_DRAINS); past it a refusal is answered at once. */
+  maxDrains?: number;
 }
 
 /**
@@ -208,6 +210,16 @@ const continueWhenRead = (req: IncomingMessage, res: ServerResponse) => {
  * thread busy (the second attack pass). A body still coming after LINGER_MS is treated the same.
  */
 const DRAIN_MAX_BYTES = 64 * 1024 * 1024;
+/**
+ * Each drain is bounded (DRAIN_MAX_BYTES, LINGER_MS, the connections per address), but many addresses
+ * together could keep the store reading refused bytes: past this many at once, a refusal is answered at
+ * once, as a longer body is (the client may then see a reset instead of its answer, never more work).
+ */
+export const MAX_DRAINS = 64;
+interface Drains {
+  active: number;
+  readonly max: number;
+}
 function drainable(req: IncomingMessage): boolean {
   if (req.complete || req.destroyed || req.headers['transfer-encoding'] !== undefined) return false;
   if (asksContinue(req) && !(req as IncomingMessage & { [CONTINUED]?: true })[CONTINUED]) return false;
@@ -244,14 +256,16 @@ function refusedWhileSending(req: IncomingMessage, res: ServerResponse): void {
   closeAfterAnswer(req.socket, res);
 }
 
-function send(req: IncomingMessage, res: ServerResponse, reply: Reply, extra: Record<string, string>): void {
+function send(req: IncomingMessage, res: ServerResponse, reply: Reply, extra: Record<string, string>, drains: Drains): void {
   const r = req as IncomingMessage & { [DROPPED]?: true };
-  if (reply.status >= 400 && !r[DROPPED] && drainable(req)) {
+  if (reply.status >= 400 && !r[DROPPED] && drains.active < drains.max && drainable(req)) {
     r[DROPPED] = true;
+    drains.active++;
     dropBodyThen(req, () => {
+      drains.active--;
       if (res.destroyed) return;
       try {
-        send(req, res, reply, extra);
+        send(req, res, reply, extra, drains);
       } catch {
         res.destroy();
       }
@@ -290,6 +304,7 @@ export function createStoreServer(o: StoreServerOptions): http.Server {
   // request ids: unique per start without a call to the random source per request
   const idPrefix = randomBytes(4).toString('hex').toUpperCase();
   let requests = 0;
+  const drains: Drains = { active: 0, max: o.maxDrains ?? MAX_DRAINS };
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     // RFC 9112 9.6: nothing pipelined behind an answer with Connection: close runs
     if ((req.socket as object & { [CLOSING]?: true })[CLOSING]) return;
@@ -304,12 +319,12 @@ export function createStoreServer(o: StoreServerOptions): http.Server {
           return;
         }
         try {
-          send(req, res, reply, { 'x-amz-request-id': requestId, ...corsHeaders(ctx.bucket, req.headers.origin, req.method ?? '') });
+          send(req, res, reply, { 'x-amz-request-id': requestId, ...corsHeaders(ctx.bucket, req.headers.origin, req.method ?? '') }, drains);
         } catch (err) {
           // an answer that cannot be written ends this request only, never the store
           if (reply.file) fs.closeSync(reply.file.fd);
           log(`store: ${req.method} answer failed: ${(err as Error)?.message ?? String(err)}`);
-          if (!res.headersSent) send(req, res, errorReply(internalError(), requestId), { 'x-amz-request-id': requestId });
+          if (!res.headersSent) send(req, res, errorReply(internalError(), requestId), { 'x-amz-request-id': requestId }, drains);
           else res.destroy();
         }
       },
@@ -327,7 +342,7 @@ export function createStoreServer(o: StoreServerOptions): http.Server {
         } catch {
           // a bucket's broken CORS document does not hide the error
         }
-        send(req, res, errorReply(e, requestId), { 'x-amz-request-id': requestId, ...cors });
+        send(req, res, errorReply(e, requestId), { 'x-amz-request-id': requestId, ...cors }, drains);
       },
     ).catch((err: unknown) => {
       // the last net: nothing a request does may end the store's thread

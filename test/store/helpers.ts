@@ -1,6 +1,6 @@
 import { CreateBucketCommand, S3Client, GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { storeClient } from '../../scripts/s3/client';
-import { startEmbeddedStore, type EmbeddedStore } from '../../scripts/s3/embedded-store';
+import { startEmbeddedStore, type EmbeddedStore, type EmbeddedStoreOptions } from '../../scripts/s3/embedded-store';
 
 export function clientFor(
   store: EmbeddedStore,
@@ -18,11 +18,11 @@ export function clientFor(
 }
 
 /** An embedded store with these buckets for one test file: started before its tests, closed after. */
-export function storeForFile(buckets: string[]): { readonly store: EmbeddedStore; readonly s3: S3Client } {
+export function storeForFile(buckets: string[], options: EmbeddedStoreOptions = {}): { readonly store: EmbeddedStore; readonly s3: S3Client } {
   let store: EmbeddedStore | undefined;
   let s3: S3Client | undefined;
   beforeAll(async () => {
-    store = await startEmbeddedStore();
+    store = await startEmbeddedStore(options);
     s3 = clientFor(store);
     for (const Bucket of buckets) await s3.send(new CreateBucketCommand({ Bucket }));
   });

@@ -12,6 +12,8 @@ import { getText, storeForFile } from './helpers';
 const BUCKET = 'refusals';
 const MiB = 1024 * 1024;
 const file = storeForFile([BUCKET]);
+/** A store that drains at most two refused bodies at once. */
+const capped = storeForFile([BUCKET], { maxDrains: 2 });
 
 beforeAll(async () => {
   await file.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'kept.txt', Body: 'kept' }));
@@ -194,4 +196,48 @@ test('Expect: 100-continue: a refusal that needs no body (a write condition) com
   expect(await putExpecting(await link(), 'If-None-Match: *\r\n', 'other')).toEqual({ first: 'HTTP/1.1 412 Precondition Failed', final: 'HTTP/1.1 412 Precondition Failed' });
   expect(await getText(file.s3, BUCKET, 'kept.txt')).toBe('kept');
   expect(await putExpecting(await link(), '', 'kept')).toEqual({ first: 'HTTP/1.1 100 Continue', final: 'HTTP/1.1 200 OK' });
+});
+
+/** A PUT of 1000 bytes that sends only its first 10: when its first answer came (ms after the start), and a way to send the rest. */
+function partialPut(url: URL): { answeredAfterMs: Promise<number>; sendRest: () => void; close: () => void } {
+  const socket = net.connect({ port: Number(url.port), host: '127.0.0.1', allowHalfOpen: true });
+  socket.on('error', () => {});
+  const started = Date.now();
+  const answeredAfterMs = new Promise<number>((resolve) => {
+    let got = '';
+    socket.on('data', (d) => {
+      got += d.toString('latin1');
+      if (/^HTTP\/1\.1 403 /.test(got)) resolve(Date.now() - started);
+    });
+    socket.once('close', () => resolve(-1));
+  });
+  socket.write(`PUT ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Length: 1000\r\n\r\n${'x'.repeat(10)}`);
+  return { answeredAfterMs, sendRest: () => socket.write('x'.repeat(990)), close: () => socket.destroy() };
+}
+
+const answeredWithin = (p: Promise<number>, ms: number) => Promise.race([p, new Promise<number>((r) => setTimeout(() => r(-2), ms))]);
+
+test('refused bodies drained at once are capped (maxDrains): past the cap a refusal is answered at once, and a drain that ends frees its place', async () => {
+  const link = async (key: string) => {
+    const url = new URL(await getSignedUrl(capped.s3, new PutObjectCommand({ Bucket: BUCKET, Key: key }), { expiresIn: 300 }));
+    url.searchParams.set('X-Amz-Signature', '0'.repeat(64));
+    return url;
+  };
+  const first = [partialPut(await link('d1.bin')), partialPut(await link('d2.bin'))];
+  // the two within the cap wait for their bodies: no answer yet
+  expect(await answeredWithin(first[0].answeredAfterMs, 400)).toBe(-2);
+  expect(await answeredWithin(first[1].answeredAfterMs, 10)).toBe(-2);
+  // a third is past the cap: answered at once, its body not waited for
+  const third = partialPut(await link('d3.bin'));
+  const thirdAfter = await answeredWithin(third.answeredAfterMs, 1_000);
+  expect(thirdAfter).toBeGreaterThanOrEqual(0);
+  expect(thirdAfter).toBeLessThan(1_000);
+  // the first two, their bodies sent, get their 403s; their places are free again
+  for (const p of first) p.sendRest();
+  for (const p of first) expect(await answeredWithin(p.answeredAfterMs, 1_500)).toBeGreaterThanOrEqual(0);
+  const fourth = partialPut(await link('d4.bin'));
+  expect(await answeredWithin(fourth.answeredAfterMs, 400)).toBe(-2);
+  fourth.sendRest();
+  expect(await answeredWithin(fourth.answeredAfterMs, 1_500)).toBeGreaterThanOrEqual(0);
+  for (const p of [...first, third, fourth]) p.close();
 });
