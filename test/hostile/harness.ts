@@ -69,11 +69,11 @@ export interface Harness {
 export const md5 = (b: Buffer | string) => crypto.createHash('md5').update(b).digest('hex');
 export const b64 = (b: Buffer | string) => Buffer.from(b).toString('base64');
 
-export async function startHarness(opts: { users?: string[]; env?: Record<string, string> } = {}): Promise<Harness> {
+export async function startHarness(opts: { users?: string[]; env?: Record<string, string>; storePort?: number } = {}): Promise<Harness> {
   const accessKeyId = `HOSTILE${crypto.randomBytes(6).toString('hex').toUpperCase()}`;
   const secretAccessKey = crypto.randomBytes(30).toString('base64url');
   const bucket = `hostile-${crypto.randomBytes(5).toString('hex')}`;
-  const store = await startEmbeddedStore({ accessKeyId, secretAccessKey, buckets: [bucket] });
+  const store = await startEmbeddedStore({ accessKeyId, secretAccessKey, buckets: [bucket], port: opts.storePort });
   const host = await startHost({
     env: {
       AWS_S3_ENDPOINT: store.endpoint,
