@@ -3,7 +3,7 @@
  * path read a part at a time (fs.open + read at an offset, never the whole file) and resume state in
  * a directory of JSON files (default os.tmpdir()/aws-storage-uploads).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs, { promises as fsp } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -16,29 +16,67 @@ import { parseSaved, type ResumeStore, type SavedUpload } from './state.js';
 
 export * from './index.js';
 
-export const DEFAULT_STATE_DIR = path.join(os.tmpdir(), 'aws-storage-uploads');
+/** this account's uid where the platform has one (POSIX); undefined on Windows */
+const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
 
-/** Resume state as one JSON file per upload in `dir`, written whole (temporary file, then rename). */
+/**
+ * Per account: os.tmpdir() is shared by every account of a machine, and a directory another account
+ * made first would be theirs (see privateDir).
+ */
+export const DEFAULT_STATE_DIR = path.join(os.tmpdir(), uid === undefined ? 'aws-storage-uploads' : `aws-storage-uploads-${uid}`);
+
+/**
+ * True when `dir` is this account's alone: a directory (not a link to one), owned by this account,
+ * that no other account may write. Anywhere else another account could plant, replace or remove
+ * state files, so no state is kept there (a resume is best-effort; an upload still runs).
+ */
+async function privateDir(dir: string, create: boolean): Promise<boolean> {
+  if (create) await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  const st = await fsp.lstat(dir);
+  if (!st.isDirectory()) return false;
+  if (uid === undefined) return true; // Windows: no POSIX owner or mode bits to check
+  return st.uid === uid && (st.mode & 0o022) === 0;
+}
+
+const O_NOFOLLOW = fs.constants.O_NOFOLLOW ?? 0;
+
+/**
+ * Resume state as one JSON file per upload in `dir`, written whole (a temporary file of a random name,
+ * made exclusively, then renamed), only in a directory of this account's own and never through a link.
+ */
 export function fileStore(dir: string = DEFAULT_STATE_DIR): ResumeStore {
   const fileOf = (key: string) => path.join(dir, `${createHash('sha256').update(key).digest('hex').slice(0, 32)}.json`);
-  let seq = 0;
   return {
     async get(key) {
       try {
-        const saved = parseSaved(await fsp.readFile(fileOf(key), 'utf8'));
-        return saved;
+        if (!(await privateDir(dir, false))) return undefined;
+        const fh = await fsp.open(fileOf(key), fs.constants.O_RDONLY | O_NOFOLLOW);
+        try {
+          const st = await fh.stat();
+          if (!st.isFile() || (uid !== undefined && st.uid !== uid)) return undefined;
+          return parseSaved(await fh.readFile('utf8'));
+        } finally {
+          await fh.close();
+        }
       } catch {
         return undefined;
       }
     },
     async set(key, value: SavedUpload) {
-      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+      if (!(await privateDir(dir, true))) throw new Error(`${dir}: not a directory of this account's own; resume state is not kept there`);
       const file = fileOf(key);
-      const tmp = `${file}.${process.pid}.${++seq}.tmp`;
-      await fsp.writeFile(tmp, JSON.stringify(value), { mode: 0o600 });
-      await fsp.rename(tmp, file);
+      const tmp = `${file}.${randomBytes(8).toString('hex')}.tmp`;
+      // 'wx': O_CREAT | O_EXCL, which never opens an existing file or follows a link
+      await fsp.writeFile(tmp, JSON.stringify(value), { mode: 0o600, flag: 'wx' });
+      try {
+        await fsp.rename(tmp, file);
+      } catch (err) {
+        await fsp.rm(tmp, { force: true }).catch(() => {});
+        throw err;
+      }
     },
     async remove(key) {
+      if (!(await privateDir(dir, false).catch(() => false))) return;
       await fsp.rm(fileOf(key), { force: true });
     },
   };
