@@ -28,6 +28,8 @@ export interface HostSettings {
   handlerTimeoutMs: number;
   handlerGraceMs: number;
   shutdownTimeoutMs: number;
+  /** REMOVED_USERS_SWEEP_SECONDS: how often removed users' prefixes are swept for what their old links wrote */
+  removalSweepMs: number;
   /** HOST_WORKERS: processes serving HTTP (node:cluster); 1 serves from this process */
   workers: number;
   /** what unauthenticated or slow traffic may hold (per process) */
@@ -136,6 +138,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): HostSettings
     handlerTimeoutMs: intEnv(env, 'HANDLER_TIMEOUT_MS', 30_000, 1),
     handlerGraceMs: intEnv(env, 'HANDLER_GRACE_MS', 5_000, 0),
     shutdownTimeoutMs: intEnv(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0),
+    removalSweepMs: intEnv(env, 'REMOVED_USERS_SWEEP_SECONDS', 60, 1, 86_400) * 1000,
     workers: env.HOST_WORKERS === 'auto' ? os.availableParallelism() : intEnv(env, 'HOST_WORKERS', 1, 1, 64),
     limits: readLimits(env),
     signIn: {

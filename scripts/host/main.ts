@@ -144,6 +144,7 @@ async function main(): Promise<void> {
     config,
     bodyLimit: bodyLimitFor(config.MAX_FILE_SIZE),
     handlerTimeoutMs: settings.handlerTimeoutMs,
+    removalSweepMs: settings.removalSweepMs,
     handlerGraceMs: settings.handlerGraceMs,
     checkHealth,
     tls,

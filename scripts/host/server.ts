@@ -6,6 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { closeAfterAnswer } from '../store/linger';
 import { keyDigest } from './admin-key';
+import { DEFAULT_REMOVAL_SWEEP_MS, startRemovalSweeper } from './removal-sweeper';
 import { DEFAULT_LIMITS, type FrontDoorLimits } from './env';
 import { errorAnswer, HandlerAnswer, invokeHandler, jsonAnswer } from './invoke';
 import {
@@ -56,6 +57,8 @@ export interface ServerDeps {
   log?: (line: string) => void;
   /** the front door's bounds (defaults: DEFAULT_LIMITS) */
   limits?: Partial<FrontDoorLimits>;
+  /** how often removed users' prefixes are swept (REMOVED_USERS_SWEEP_SECONDS; default DEFAULT_REMOVAL_SWEEP_MS) */
+  removalSweepMs?: number;
 }
 
 /** Seconds a 503 (a full host, a user store that does not answer) asks the client to wait. */
@@ -486,9 +489,10 @@ export function createHostServer(deps: ServerDeps): HostServer {
   }
 
   /** One call of one of the socket's handlers, with ctx as the platform built it: for a caller, or the host itself. */
+  /** Calls an endpoint for a request; without one (req undefined: the host's own call) as from no address. */
   function runEndpoint(
-    req: http.IncomingMessage,
-    url: RequestTarget,
+    req: http.IncomingMessage | undefined,
+    url: RequestTarget | undefined,
     endpoint: string,
     args: Record<string, unknown>,
     caller: Caller,
@@ -500,13 +504,13 @@ export function createHostServer(deps: ServerDeps): HostServer {
     const { user, admin } = caller;
     // Built in one order with no deletes, so that every call's meta has the same shape.
     const meta: Record<string, unknown> = {
-      request: requestMeta(req, url.pathname, method),
+      request: req && url ? requestMeta(req, url.pathname, method) : { REQUEST_METHOD: method, PATH_INFO: `/${socketName}/${endpoint}/`, REMOTE_ADDR: '' },
       instance: deps.instance,
       socket: socketName,
       executor: `${socketName}/${endpoint}`,
       executed_by: 'socket_endpoint',
       metadata: ep.metadata,
-      api_host: req.headers.host ?? '',
+      api_host: req?.headers.host ?? '',
     };
     if (user) meta.user = user.user_key === undefined ? { id: user.id, username: user.username } : { id: user.id, username: user.username, user_key: user.user_key };
     if (admin) meta.admin = { id: 1, email: `admin@${deps.instance}` };
@@ -793,6 +797,15 @@ export function createHostServer(deps: ServerDeps): HostServer {
   });
   // A client that stops reading its answers would make the host hold them: a connection whose
   // answer has not moved for the body idle timeout is closed.
+  // Removed users' prefixes, swept again while their old links may still write (removal-sweeper.ts).
+  const sweeper = startRemovalSweeper({
+    users,
+    log,
+    intervalMs: deps.removalSweepMs ?? DEFAULT_REMOVAL_SWEEP_MS,
+    callAsUser: (endpoint, user, args) => runEndpoint(undefined, undefined, endpoint, args, { user, admin: false }, 'POST'),
+    callAsAdmin: (endpoint, args) => runEndpoint(undefined, undefined, endpoint, args, { admin: true }, 'POST'),
+  });
+  server.once('close', () => sweeper.stop());
   const watchdog = setInterval(() => {
     const now = performance.now();
     for (const socket of sockets) {

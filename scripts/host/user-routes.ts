@@ -11,6 +11,7 @@
 // the call's arguments. Files are the socket's business: removing a user's files goes through the
 // socket's own user-list and user-delete endpoints (callAsUser), never through src/lib's storage; only
 // the prefix rule comes from there (src/lib/user-prefix.ts).
+import { MAX_EXPIRE } from '../../src/lib/defaults';
 import { userPrefix } from '../../src/lib/user-prefix';
 import type { HandlerAnswer } from './invoke';
 import { hashPassword, passwordProblem, PasswordsBusyError } from './passwords';
@@ -215,9 +216,14 @@ async function deleteUser(id: number, args: Args, deps: AdminRouteDeps): Promise
   const user = await findUser(id, users);
   if (!removeFiles) {
     if (!(await users.deleteUser({ id }))) throw notFound(`no user with id ${id}`);
+    // its files are kept: an earlier removal with files that stopped partway is no longer swept
+    await users.forgetRemoval(id);
     return jsonAnswer(200, { id, username: user.username, deleted: true, files: { kept: true } });
   }
   if (!user.disabled) await users.setDisabled({ id }, true);
+  // Before the first pass: what an admitted request or an old link writes after it is swept later (sweepRemovedUser).
+  const sweepUntil = Date.now() + SWEEP_AFTER_REMOVAL_MS;
+  await users.recordRemoval(id, sweepUntil);
   const removal = await removeFilesOf(user, deps);
   if (!removal.failure) await abortUploadsOf(user, deps, removal);
   const files = {
@@ -227,6 +233,7 @@ async function deleteUser(id: number, args: Args, deps: AdminRouteDeps): Promise
     names_truncated: removal.removed > removal.names.length,
     errors: removal.errors,
     uploads_aborted: removal.uploadsAborted,
+    swept_until: new Date(sweepUntil).toISOString(),
   };
   if (removal.failure) {
     const { status, code, message } = removal.failure;
@@ -243,7 +250,27 @@ async function deleteUser(id: number, args: Args, deps: AdminRouteDeps): Promise
   return jsonAnswer(200, { id, username: user.username, deleted: true, files });
 }
 
-interface Removal {
+/**
+ * How long a removed user's prefix is swept again: the longest a link given out before the removal
+ * lives (MAX_EXPIRE), and an hour for requests admitted before it and for clocks.
+ */
+export const SWEEP_AFTER_REMOVAL_MS = (MAX_EXPIRE + 3600) * 1000;
+
+/**
+ * Removes what was written under a removed user's prefix since its removal: a request admitted before
+ * it (a raw upload still sending, a multipart complete under way) or a link given out before it (valid
+ * up to 7 days). The user row is gone, so the socket's endpoints are called for a stand-in with its id,
+ * as the removal itself called them. Answers what it removed, or why it stopped (tried again next sweep).
+ */
+export async function sweepRemovedUser(id: number, deps: Pick<AdminRouteDeps, 'callAsUser' | 'callAsAdmin'>): Promise<Removal> {
+  const now = new Date().toISOString();
+  const standIn: User = { id, username: `removed-user-${id}`, disabled: true, createdAt: now, updatedAt: now };
+  const removal = await removeFilesOf(standIn, deps);
+  if (!removal.failure) await abortUploadsOf(standIn, deps, removal);
+  return removal;
+}
+
+export interface Removal {
   removed: number;
   /** unfinished multipart uploads of the user aborted */
   uploadsAborted: number;
@@ -254,7 +281,7 @@ interface Removal {
 }
 
 /** Pages through the user's files with user-list and deletes each page with user-delete (bounded). */
-async function removeFilesOf(user: User, { callAsUser }: AdminRouteDeps): Promise<Removal> {
+async function removeFilesOf(user: User, { callAsUser }: Pick<AdminRouteDeps, 'callAsUser'>): Promise<Removal> {
   const out: Removal = { removed: 0, uploadsAborted: 0, names: [], errors: [] };
   const failed = (a: HandlerAnswer, what: string): Removal => ({ ...out, failure: failureOf(a, what, out.removed) });
   let cursor: string | null = null;
@@ -282,7 +309,7 @@ async function removeFilesOf(user: User, { callAsUser }: AdminRouteDeps): Promis
  * part link given out before the deletion would otherwise still write parts, kept until the bucket's
  * rule for unfinished uploads. A failure keeps the user, as for its files.
  */
-async function abortUploadsOf(user: User, { callAsAdmin }: AdminRouteDeps, out: Removal): Promise<void> {
+async function abortUploadsOf(user: User, { callAsAdmin }: Pick<AdminRouteDeps, 'callAsAdmin'>, out: Removal): Promise<void> {
   const a = await callAsAdmin('admin-multipart-uploads', { prefix: userPrefix(user.id), abort: true });
   const body = parseJson(a.body) as { aborted?: unknown[] } | undefined;
   if (a.status === 200 && Array.isArray(body?.aborted)) {

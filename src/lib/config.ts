@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { DEFAULT_MAX_FILE_SIZE, DEFAULT_REGION, defaultBucket } from './defaults';
+import { DEFAULT_MAX_FILE_SIZE, DEFAULT_REGION, defaultBucket, MAX_EXPIRE } from './defaults';
 import { StorageError } from './errors';
 
-export const MAX_EXPIRE = 604_800; // seven days: SigV4's limit on a presigned URL
+export { MAX_EXPIRE };
 export const DEFAULT_LINK_EXPIRE = 900;
 export const DEFAULT_MAKE_LINKS_EXPIRE = 3600;
 export const DEFAULT_TIMEOUT_MS = 5000;

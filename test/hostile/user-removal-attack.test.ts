@@ -14,7 +14,8 @@ let h: Harness;
 beforeAll(async () => {
   const base = process.env.ATTACK_PORT_BASE ? Number(process.env.ATTACK_PORT_BASE) : undefined;
   h = await startHarness({
-    env: { MAX_FILE_SIZE: String(100 * 1024 * 1024), ...(base ? { PORT: String(base) } : {}) },
+    // removed users' prefixes swept every second (±25 %), not every minute
+    env: { MAX_FILE_SIZE: String(100 * 1024 * 1024), REMOVED_USERS_SWEEP_SECONDS: '1', ...(base ? { PORT: String(base) } : {}) },
     storePort: base ? base + 1 : undefined,
   });
 });
@@ -35,6 +36,15 @@ async function admin(method: string, path: string, body?: unknown): Promise<{ st
 }
 const newUser = async (username: string) => (await admin('POST', 'users/', { username })).body as { id: number; user_key: string };
 const left = async (id: number) => (await h.keys()).filter((k) => k.startsWith(`${id}/`));
+/** What is left under the removed user's prefix once a few sweeps have had their turn (at most ~10 s). */
+async function leftAfterSweeps(id: number): Promise<string[]> {
+  let keys = await left(id);
+  for (let i = 0; i < 50 && keys.length > 0; i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    keys = await left(id);
+  }
+  return keys;
+}
 
 test('a raw-body user-upload admitted before the removal stores nothing under the removed user once it ends', async () => {
   const u = await newUser('slow-uploader');
@@ -61,7 +71,7 @@ test('a raw-body user-upload admitted before the removal stores nothing under th
   sentRest();
   await answered; // 200 on this code; refused would be right too
 
-  expect(await left(u.id)).toEqual([]); // fails: [`${id}/slow.bin`]
+  expect(await leftAfterSweeps(u.id)).toEqual([]); // before the sweeps: [`${id}/slow.bin`] stayed for good
 });
 
 test('a multipart complete in flight during the removal leaves no object under the removed user', async () => {
@@ -77,9 +87,9 @@ test('a multipart complete in flight during the removal leaves no object under t
     await new Promise((r) => setTimeout(r, delayMs));
     const del = await admin('DELETE', `users/${u.id}/?remove_files=true`);
     await complete;
-    if (del.status === 200 && del.body.deleted === true) found.push(...(await left(u.id)));
+    if (del.status === 200 && del.body.deleted === true) found.push(...(await leftAfterSweeps(u.id)));
   }
-  expect(found).toEqual([]); // fails: the abort met "being completed", was taken for "gone", and the complete then committed
+  expect(found).toEqual([]); // before the sweeps: the abort met "being completed", took it for "gone", and the complete then committed
 });
 
 test('a PUT link given out before the removal writes nothing that stays under the removed user', async () => {
@@ -88,9 +98,11 @@ test('a PUT link given out before the removal writes nothing that stays under th
   expect(link.status).toBe(200);
   const del = await admin('DELETE', `users/${u.id}/?remove_files=true`);
   expect(del).toMatchObject({ status: 200, body: { deleted: true, files: { kept: false } } });
+  // swept for as long as the longest link lives, and an hour
+  expect(Date.parse(del.body.files.swept_until) - Date.now()).toBeGreaterThan((604_800 + 3_500) * 1000);
 
   const put = await fetch(link.body.link, { method: 'PUT', headers: link.body.headers, body: 'written after the user was removed' });
   await put.text();
   // refused, or removed by whatever sweeps a removed user's prefix while its links live
-  expect(await left(u.id)).toEqual([]); // fails: the PUT is 200 and `${id}/later.txt` stays for good
+  expect(await leftAfterSweeps(u.id)).toEqual([]); // before the sweeps: the PUT was 200 and `${id}/later.txt` stayed for good
 });

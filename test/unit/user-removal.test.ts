@@ -43,9 +43,13 @@ test('the uploads abort failing: its status and code, what was removed, the user
     id: alice.id,
     username: 'alice',
     deleted: false,
-    files: { kept: false, removed: 2, names: ['a.txt', 'b.txt'], names_truncated: false, errors: [], uploads_aborted: 0 },
+    files: { kept: false, removed: 2, names: ['a.txt', 'b.txt'], names_truncated: false, errors: [], uploads_aborted: 0, swept_until: expect.any(String) },
   });
   expect(await users.getUser({ id: alice.id })).toMatchObject({ id: alice.id, disabled: true });
+  // recorded for the sweeps, which pass it by while the user is there; deleted with its files kept, forgotten
+  expect((await users.removals()).map((r) => r.id)).toEqual([alice.id]);
+  expect(JSON.parse((await handleAdminRoute({ kind: 'user', id: String(alice.id) }, 'DELETE', {}, { instance: 'local', users, callAsUser, callAsAdmin })).body.toString())).toMatchObject({ deleted: true, files: { kept: true } });
+  expect(await users.removals()).toEqual([]);
 });
 
 test('a 4xx from the abort is the host\'s trouble: 409, with the endpoint\'s code', async () => {

@@ -226,6 +226,26 @@ describe.each(backends)('user store on $name', (backend) => {
     });
   });
 
+  describe('removed users whose prefix is still swept', () => {
+    test('recorded on one store, listed by another; a later time wins, an earlier one does not; forgotten on either; bad ids are TypeError', async () => {
+      const t = Date.now();
+      expect(await b.removals()).toEqual([]);
+      await a.recordRemoval(7, t + 1000);
+      await b.recordRemoval(3, t + 5000);
+      expect(await b.removals()).toEqual([{ id: 3, sweepUntil: t + 5000 }, { id: 7, sweepUntil: t + 1000 }]);
+      await b.recordRemoval(7, t + 9000);
+      await a.recordRemoval(7, t + 2000);
+      expect(await a.removals()).toEqual([{ id: 3, sweepUntil: t + 5000 }, { id: 7, sweepUntil: t + 9000 }]);
+      await b.forgetRemoval(3);
+      await a.forgetRemoval(99); // none: nothing happens
+      expect(await a.removals()).toEqual([{ id: 7, sweepUntil: t + 9000 }]);
+      await expect(a.recordRemoval(0, t)).rejects.toBeInstanceOf(TypeError);
+      await expect(a.recordRemoval(5, NaN)).rejects.toBeInstanceOf(TypeError);
+      await expect(a.forgetRemoval(-1)).rejects.toBeInstanceOf(TypeError);
+      expect(await b.removals()).toEqual([{ id: 7, sweepUntil: t + 9000 }]);
+    });
+  });
+
   describe('usernames are NFKC', () => {
     const composed = 'Jos\u00e9';
     const decomposed = 'Jose\u0301';
@@ -264,7 +284,9 @@ describe.each(backends)('user store on $name', (backend) => {
       // an older host's database: no legacy_nfkc, and rows stored as typed
       await db.exec('DROP INDEX users_legacy_nfkc');
       await db.exec('ALTER TABLE users DROP COLUMN legacy_nfkc');
-      await db.exec('DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)');
+      // and none of the migrations since: legacy_nfkc's and removed_users' (the last two)
+      await db.exec('DROP TABLE removed_users');
+      await db.exec('DELETE FROM schema_migrations WHERE version >= (SELECT max(version) - 1 FROM schema_migrations)');
       const hash = await hashPassword('legacy password');
       await db.exec("INSERT INTO users (username, key_hash, password_hash, created_at, updated_at) VALUES ($1, $2, $3, '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z')", [
         decomposed,
@@ -476,7 +498,7 @@ describe('SQLite: a users.sqlite made before #14 carries over', () => {
       const check = new Database(path.join(dir, 'users.sqlite'), { readonly: true });
       const versions = check.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as { version: number }[];
       check.close();
-      expect(versions.map((v) => v.version)).toEqual([1, 2, 3, 4]); // 3: sign_in_keys (#16), 4: legacy_nfkc
+      expect(versions.map((v) => v.version)).toEqual([1, 2, 3, 4, 5]); // 3: sign_in_keys (#16), 4: legacy_nfkc, 5: removed_users
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

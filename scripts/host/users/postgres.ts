@@ -34,6 +34,7 @@ import {
   NewAdminKey,
   NewUser,
   NoSuchUserError,
+  Removal,
   SetPasswordOptions,
   User,
   UserRef,
@@ -95,6 +96,8 @@ const MIGRATIONS: string[] = [
   // (filled in by backfillLegacyNames with Node's NFKC, the one that normalises new names)
   `ALTER TABLE users ADD COLUMN legacy_nfkc text;
    CREATE INDEX users_legacy_nfkc ON users (legacy_nfkc) WHERE legacy_nfkc IS NOT NULL;`,
+  // users removed with their files, whose prefix is swept again while their old links may still write
+  `CREATE TABLE removed_users (id bigint PRIMARY KEY, sweep_until bigint NOT NULL);`,
 ];
 const LEGACY_NAMES_MIGRATION = 3;
 
@@ -536,6 +539,23 @@ export class PostgresUserStore implements UserStore {
 
   async clearLoginFailures(bucket: string): Promise<void> {
     await this.query('DELETE FROM login_failures WHERE bucket = $1', [checkBucket(bucket)]);
+  }
+
+  async recordRemoval(id: number, sweepUntil: number): Promise<void> {
+    await this.query(
+      `INSERT INTO removed_users AS r (id, sweep_until) VALUES ($1, $2)
+       ON CONFLICT (id) DO UPDATE SET sweep_until = greatest(r.sweep_until, excluded.sweep_until)`,
+      [checkId(id), checkTime(sweepUntil)],
+    );
+  }
+
+  async removals(): Promise<Removal[]> {
+    const rows = await this.query<{ id: string; sweep_until: string }>('SELECT id, sweep_until FROM removed_users ORDER BY id');
+    return rows.map((r) => ({ id: Number(r.id), sweepUntil: Number(r.sweep_until) }));
+  }
+
+  async forgetRemoval(id: number): Promise<void> {
+    await this.query('DELETE FROM removed_users WHERE id = $1', [checkId(id)]);
   }
 
   // ---------------------------------------------------------------------------------------------

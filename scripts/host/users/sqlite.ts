@@ -30,6 +30,7 @@ import {
   NewAdminKey,
   NewUser,
   NoSuchUserError,
+  Removal,
   SetPasswordOptions,
   User,
   UserRef,
@@ -81,6 +82,8 @@ const MIGRATIONS: string[] = [
   // (filled in by backfillLegacyNames: SQLite has no NFKC of its own)
   `ALTER TABLE users ADD COLUMN legacy_nfkc TEXT;
    CREATE INDEX users_legacy_nfkc ON users (legacy_nfkc) WHERE legacy_nfkc IS NOT NULL;`,
+  // users removed with their files, whose prefix is swept again while their old links may still write
+  `CREATE TABLE removed_users (id INTEGER PRIMARY KEY, sweep_until INTEGER NOT NULL);`,
 ];
 const LEGACY_NAMES_MIGRATION = 4;
 
@@ -398,6 +401,30 @@ export class SqliteUserStore implements UserStore {
   clearLoginFailures(bucket: string): Promise<void> {
     return this.run(() => {
       this.sql('DELETE FROM login_failures WHERE bucket = ?').run(checkBucket(bucket));
+    });
+  }
+
+  recordRemoval(id: number, sweepUntil: number): Promise<void> {
+    return this.run(() => {
+      this.sql(
+        `INSERT INTO removed_users (id, sweep_until) VALUES (?, ?)
+         ON CONFLICT (id) DO UPDATE SET sweep_until = MAX(sweep_until, excluded.sweep_until)`,
+      ).run(checkId(id), checkTime(sweepUntil));
+    });
+  }
+
+  removals(): Promise<Removal[]> {
+    return this.run(() =>
+      (this.sql('SELECT id, sweep_until FROM removed_users ORDER BY id').all() as Array<{ id: number; sweep_until: number }>).map((r) => ({
+        id: r.id,
+        sweepUntil: r.sweep_until,
+      })),
+    );
+  }
+
+  forgetRemoval(id: number): Promise<void> {
+    return this.run(() => {
+      this.sql('DELETE FROM removed_users WHERE id = ?').run(checkId(id));
     });
   }
 

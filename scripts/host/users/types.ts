@@ -47,6 +47,12 @@ export interface SetPasswordOptions {
   endSignInKeys?: { except?: Buffer };
 }
 
+/** A removed user whose `<id>/` prefix is still swept (UserStore.recordRemoval). */
+export interface Removal {
+  id: number;
+  sweepUntil: number;
+}
+
 export type UserRef = { id: number } | { username: string };
 
 /** The store cannot be reached or failed: the host answers 503, never 500 and never a wrong 401. */
@@ -91,6 +97,15 @@ export interface UserStore {
   setDisabled(ref: UserRef, disabled: boolean): Promise<User>;
   /** Removes the user and its keys; true when there was one. (Its files are the host's business.) */
   deleteUser(ref: UserRef): Promise<boolean>;
+
+  /**
+   * Users removed with their files, whose prefix is swept again until `sweepUntil` (ms since the epoch):
+   * links given out before the removal (up to 7 days) and requests admitted before it can still write
+   * there. recordRemoval keeps the later of two times; forgetRemoval ends the sweeping.
+   */
+  recordRemoval(id: number, sweepUntil: number): Promise<void>;
+  removals(): Promise<Removal[]>;
+  forgetRemoval(id: number): Promise<void>;
 
   /** #16: the stored password hash (null: the user has no password), with the user. */
   passwordOf(username: string): Promise<{ user: User; passwordHash: string | null } | undefined>;
