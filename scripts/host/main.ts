@@ -12,6 +12,7 @@ import path from 'node:path';
 import { keyDigest, loadAdminKey, loadStoreCredentials, type AdminKeySource } from './admin-key';
 import { runPrimary } from './cluster';
 import { bodyLimitFor, describeUserStore, listenUrl, PROJECT_ROOT, readSettings, readSocketYml, socketConfigFromEnv, type HostSettings } from './env';
+import { DEFAULT_MULTIPART_EXPIRE_DAYS } from '../../src/lib/defaults';
 import { createHostServer } from './server';
 import { loadRuntime, loadSocket } from './socket';
 import { openUserStore } from './users';
@@ -41,6 +42,8 @@ async function startStore(settings: HostSettings, region: unknown): Promise<{ en
     accessKeyId,
     secretAccessKey,
     buckets: [bucket],
+    // the rule the socket gives a bucket it creates; this one the store makes, so the socket finds it
+    abortIncompleteUploadsAfterDays: daysOf(process.env.MULTIPART_EXPIRE_DAYS),
     silent: true,
     maxConnectionsPerAddress: settings.s3MaxConnectionsPerAddress,
   });
@@ -54,6 +57,13 @@ async function startStore(settings: HostSettings, region: unknown): Promise<{ en
   say(`store: ${store.endpoint} (embedded, files in ${path.join(settings.dataDir, 's3')}), bucket ${bucket}`);
   if (kept) say(`store credentials: access key ${accessKeyId} (kept in ${kept.file}${kept.generated ? ', made now' : ''})`);
   return { env, close: () => store.close() };
+}
+
+/** MULTIPART_EXPIRE_DAYS as the socket reads it (0: no rule); one it would refuse is the socket's to report. */
+function daysOf(value: unknown): number {
+  if (value === undefined || value === '') return DEFAULT_MULTIPART_EXPIRE_DAYS;
+  const n = Number(value);
+  return Number.isInteger(n) && n >= 0 && n <= 36_500 ? n : DEFAULT_MULTIPART_EXPIRE_DAYS;
 }
 
 /**

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { DEFAULT_REGION } from '../../src/lib/defaults';
-import { Disk } from '../store/disk';
+import { Disk, type Bucket } from '../store/disk';
 import { sweepUploads } from '../store/multipart';
 import { createStoreServer } from '../store/server';
 
@@ -46,6 +46,8 @@ export interface EmbeddedStoreOptions {
   /** Connections one address may hold (default 256); loopback addresses, the host's own, are not counted unless capLoopback. */
   maxConnectionsPerAddress?: number;
   capLoopback?: boolean;
+  /** Buckets made or found at start (opts.buckets) without a lifecycle get a rule aborting incomplete uploads after this many days. */
+  abortIncompleteUploadsAfterDays?: number;
   /** Refused bodies the store reads and drops at once before answering (default 64); past it, answered at once. */
   maxDrains?: number;
 }
@@ -61,6 +63,22 @@ export function generateCredentials(): { accessKeyId: string; secretAccessKey: s
 
 const SWEEP_EVERY_MS = 60 * 60 * 1000;
 
+/**
+ * The rule the socket gives a bucket it creates (src/lib/storage.ts ensureBucket): incomplete multipart
+ * uploads are aborted after `days`. A bucket the store makes at start (opts.buckets) is found by the
+ * socket and never gets it, so it is set here, on a bucket with no lifecycle of its own.
+ */
+function ensureAbortRule(bucket: Bucket, days: number): void {
+  if (bucket.settings.lifecycle !== undefined) return;
+  bucket.settings = {
+    ...bucket.settings,
+    lifecycle:
+      '<LifecycleConfiguration><Rule><ID>aws-storage-abort-incomplete-multipart-uploads</ID><Filter><Prefix></Prefix></Filter><Status>Enabled</Status>' +
+      `<AbortIncompleteMultipartUpload><DaysAfterInitiation>${days}</DaysAfterInitiation></AbortIncompleteMultipartUpload></Rule></LifecycleConfiguration>`,
+  };
+  bucket.saveSettings();
+}
+
 export async function startEmbeddedStore(opts: EmbeddedStoreOptions = {}): Promise<EmbeddedStore> {
   const host = opts.host ?? '127.0.0.1';
   const generated = opts.accessKeyId || opts.secretAccessKey ? undefined : generateCredentials();
@@ -75,7 +93,10 @@ export async function startEmbeddedStore(opts: EmbeddedStoreOptions = {}): Promi
   try {
     await disk.load();
     if (disk.damaged > 0) process.stderr.write(`aws-storage store: ${disk.damaged} damaged object file(s) skipped\n`);
-    for (const name of opts.buckets ?? []) disk.create(name);
+    for (const name of opts.buckets ?? []) {
+      disk.create(name);
+      if (opts.abortIncompleteUploadsAfterDays) ensureAbortRule(disk.get(name), opts.abortIncompleteUploadsAfterDays);
+    }
   } catch (err) {
     if (ownDir) fs.rmSync(dataDir, { recursive: true, force: true });
     throw err;

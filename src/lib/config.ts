@@ -1,15 +1,14 @@
 import { z } from 'zod';
-import { DEFAULT_MAX_FILE_SIZE, DEFAULT_REGION, defaultBucket, MAX_EXPIRE } from './defaults';
+import { DEFAULT_MAX_FILE_SIZE, DEFAULT_MULTIPART_EXPIRE_DAYS, DEFAULT_REGION, defaultBucket, MAX_EXPIRE } from './defaults';
 import { StorageError } from './errors';
 
-export { MAX_EXPIRE };
+export { DEFAULT_MULTIPART_EXPIRE_DAYS, MAX_EXPIRE };
 export const DEFAULT_LINK_EXPIRE = 900;
 export const DEFAULT_MAKE_LINKS_EXPIRE = 3600;
 export const DEFAULT_TIMEOUT_MS = 5000;
 /** S3's largest object, and the default largest multipart upload (5 GiB, S3's largest single PUT). */
 export const MAX_OBJECT_SIZE = 5 * 1024 ** 4;
 export const DEFAULT_MAX_UPLOAD_SIZE = 5 * 1024 ** 3;
-export const DEFAULT_MULTIPART_EXPIRE_DAYS = 7;
 
 export interface StorageConfig {
   accessKeyId: string;

@@ -7,6 +7,8 @@ export const DEFAULT_MAX_FILE_SIZE = 52_428_800;
 export const DEFAULT_REGION = 'eu-central-1';
 /** The longest a link lives, in seconds: seven days, SigV4's limit on a presigned URL. */
 export const MAX_EXPIRE = 604_800;
+/** MULTIPART_EXPIRE_DAYS: a new bucket's rule aborts incomplete multipart uploads after this many days. */
+export const DEFAULT_MULTIPART_EXPIRE_DAYS = 7;
 
 /** The bucket of an instance without AWS_BUCKET. */
 export function defaultBucket(instance: string): string {
