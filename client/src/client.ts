@@ -118,13 +118,14 @@ export function createClient(credentials: Credentials, options: ClientOptions = 
     options.fetch,
   );
   const store = resolveStore(options.storage);
+  const owner = `${role}\n${credentials.url}\n${admin ? credentials.adminKey : credentials.userKey}`;
 
   const makeLinks = (fileNames: string | string[], o: MakeLinksOptions = {}) =>
     transport.call<MakeLinksResult>('make-links', { fileNames, ...defined(o) });
 
   return {
     role,
-    upload: (name, data, o) => startUpload({ transport, family: role, store }, name, data, o),
+    upload: (name, data, o) => startUpload({ transport, family: role, store, owner }, name, data, o),
     async getUrl(name, o = {}) {
       if (admin) {
         const links = await makeLinks([name], { ...o, check: true });

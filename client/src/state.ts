@@ -55,7 +55,20 @@ export function parseSaved(text: string | null | undefined): SavedUpload | undef
   return undefined;
 }
 
-/** The resume key of an upload when none is given: its name, size and last modification time. */
-export function defaultResumeKey(name: string, size: number, lastModified: number | undefined): string {
-  return `${name}\n${size}\n${lastModified ?? ''}`;
+/**
+ * The resume key of an upload when none is given: who uploads it (`owner`, a tag of the client's URL
+ * and key: ownerTag), its name, size and last modification time. Without the owner, two users of one
+ * browser or process shared each other's saved uploads: the second found the first's, was refused it
+ * (404), and removed it, so the first lost its resume.
+ */
+export function defaultResumeKey(owner: string, name: string, size: number, lastModified: number | undefined): string {
+  return `${owner}\n${name}\n${size}\n${lastModified ?? ''}`;
+}
+
+/** 16 hex digits of the SHA-256 of who calls (the key never kept in clear); '' without Web Crypto. */
+export async function ownerTag(who: string): Promise<string> {
+  const subtle = globalThis.crypto?.subtle;
+  if (!subtle) return '';
+  const digest = new Uint8Array(await subtle.digest('SHA-256', new TextEncoder().encode(who)));
+  return [...digest.slice(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join('');
 }

@@ -1,7 +1,7 @@
 import { StorageApiError, canceledError, isExpiredLink, s3ErrorOf } from './errors.js';
 import { backoffMs, retryableStatus, sleep, type Transport } from './http.js';
 import { openSource, platform, type Source, type UploadData } from './source.js';
-import { defaultResumeKey, type ResumeStore, type SavedUpload } from './state.js';
+import { defaultResumeKey, ownerTag, type ResumeStore, type SavedUpload } from './state.js';
 
 export interface UploadOptions {
   /** the file's type; default the Blob's type (else the socket's default) */
@@ -60,6 +60,8 @@ export interface UploadContext {
   /** 'user' or 'admin': which family of endpoints */
   family: 'user' | 'admin';
   store: ResumeStore | undefined;
+  /** who uploads (the client's URL and key), for the default resume key */
+  owner: string;
 }
 
 interface LinkPart {
@@ -323,7 +325,7 @@ class Upload implements UploadTask {
 
   private async multipart(): Promise<UploadResult> {
     const { size } = this.source;
-    this.resumeKey = this.opts.resumeKey ?? defaultResumeKey(this.name, size, this.source.lastModified);
+    this.resumeKey = this.opts.resumeKey ?? defaultResumeKey(await ownerTag(this.ctx.owner), this.name, size, this.source.lastModified);
     const store = this.ctx.store;
     const saved = store ? await Promise.resolve(store.get(this.resumeKey)).catch(() => undefined) : undefined;
     let resumed = false;

@@ -239,6 +239,44 @@ test('a task dropped while paused is resumed by a new client from its saved stat
   expect((await downloadSha256((await second.getUrl('big/dropped.bin')).url)).sha256).toBe(big.sha256);
 });
 
+test('two users sharing one state directory keep their own saved uploads: the second neither takes nor removes the first\'s', async () => {
+  const stateDir = path.join(dir, 'state-shared');
+  const first = userClient({ storage: { dir: stateDir } });
+  let task: ReturnType<typeof first.upload> | undefined;
+  let stopped = false;
+  task = first.upload('big/shared.bin', { path: big.path }, {
+    partSize: PART,
+    concurrency: 1,
+    onProgress: (p) => {
+      if (p.partsDone === 3 && !stopped) {
+        stopped = true;
+        task!.pause();
+      }
+    },
+  });
+  while (!stopped) await new Promise((r) => setTimeout(r, 10));
+  task = undefined;
+  await new Promise((r) => setTimeout(r, 200));
+  const saved = stateFiles(stateDir);
+  expect(saved).toHaveLength(1);
+
+  // another user, the same file, name and directory: a fresh upload of all 8 parts, and the first's state stays
+  const other = await host.addUser(`shared-state-${Date.now()}`);
+  const otherRec = recordingFetch();
+  const second = createClient({ url: host.url, userKey: other.user_key }, { fetch: otherRec.fetch, storage: { dir: stateDir } });
+  expect((await second.upload('big/shared.bin', { path: big.path }, { partSize: PART }).promise).size).toBe(BIG);
+  expect(otherRec.parts().map((p) => p.partNumber).sort()).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+  expect(otherRec.sent.filter((s) => s.status === 404)).toEqual([]);
+  expect(stateFiles(stateDir)).toEqual(saved);
+
+  // and the first user resumes where it stopped
+  const rec = recordingFetch();
+  const again = userClient({ fetch: rec.fetch, storage: { dir: stateDir } });
+  expect((await again.upload('big/shared.bin', { path: big.path }, { partSize: PART }).promise).size).toBe(BIG);
+  expect(rec.parts().map((p) => p.partNumber).sort()).toEqual([4, 5, 6, 7, 8]);
+  expect(stateFiles(stateDir)).toEqual([]);
+});
+
 test('cancel aborts the upload: the promise rejects with code canceled, the store lists no upload, no state is left', async () => {
   const stateDir = path.join(dir, 'state-cancel');
   const rec = recordingFetch();
