@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { CreateBucketCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { storeClient } from '../s3/client';
 import { startEmbeddedStoreThread } from '../s3/store-worker';
 import { createPresigner } from '../../src/lib/presign';
@@ -220,6 +220,31 @@ async function floorAndListing(
       r.store.push(await timed(list('list-big'), 1, ms, 100_000));
     }
     out.push(infoRow('store LIST 1 key from a prefix of 5000 keys, vs of 10', 'LIST', 'LIST 1 key of 10 ops/s', r));
+
+    // A user's unfinished uploads (what a removal's abort and its sweeps list) in a bucket that holds
+    // many others', against a bucket of that user's alone: flat when a listing costs its prefix, not
+    // the bucket (it read every upload.json of the bucket per page before the third attack pass).
+    const others = rounds > 3 ? 10_000 : 2_000;
+    const alone = `${bucket}-mpu`;
+    await client.send(new CreateBucketCommand({ Bucket: alone }));
+    const start = (Bucket: string, Key: string) => client.send(new CreateMultipartUploadCommand({ Bucket, Key }));
+    for (let i = 0; i < 10; i++) {
+      await start(bucket, `mpu-user/f-${i}`);
+      await start(alone, `mpu-user/f-${i}`);
+    }
+    let made = 0;
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      while (made < others) await start(bucket, `mpu-others/f-${made++}`);
+    }));
+    const listUploads = (Bucket: string) => async () => {
+      await client.send(new ListMultipartUploadsCommand({ Bucket, Prefix: 'mpu-user/' }));
+    };
+    const u = { store: [] as number[], fs: [] as number[] };
+    for (let k = 0; k < rounds; k++) {
+      u.fs.push(await timed(listUploads(alone), 1, ms, 100_000));
+      u.store.push(await timed(listUploads(bucket), 1, ms, 100_000));
+    }
+    out.push(infoRow(`store ListMultipartUploads of a prefix of 10, beside ${others} other uploads, vs alone`, 'LIST', 'the same in a bucket of those 10 ops/s', u));
   } finally {
     client.destroy();
   }

@@ -5,7 +5,16 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import { startEmbeddedStore } from '../../scripts/s3/embedded-store';
 import { clientFor, getText } from './helpers';
 
@@ -42,6 +51,44 @@ test('after a restart the index holds every key; a damaged object file is skippe
     // the damaged key can be written again
     await s3.send(new PutObjectCommand({ Bucket: 'idx', Key: 'b/c', Body: 'again' }));
     expect(await getText(s3, 'idx', 'b/c')).toBe('again');
+  } finally {
+    s3.destroy();
+    await store.close();
+  }
+});
+
+test('uploads in progress are kept across a restart, and only they: listed by prefix, then completed; aborted and completed ones gone', async () => {
+  const dataDir = tmp();
+  let store = await startEmbeddedStore({ dataDir, ...creds, buckets: ['mpu'] });
+  let s3 = clientFor(store);
+  const start = async (Key: string) => (await s3.send(new CreateMultipartUploadCommand({ Bucket: 'mpu', Key }))).UploadId!;
+  const listed = async (Prefix?: string) =>
+    ((await s3.send(new ListMultipartUploadsCommand({ Bucket: 'mpu', Prefix }))).Uploads ?? []).map((u) => `${u.Key} ${u.UploadId}`);
+  const completeOne = async (Key: string, UploadId: string) => {
+    const part = await s3.send(new UploadPartCommand({ Bucket: 'mpu', Key, UploadId, PartNumber: 1, Body: `bytes of ${Key}` }));
+    await s3.send(new CompleteMultipartUploadCommand({ Bucket: 'mpu', Key, UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }));
+  };
+  const kept = await start('1/kept.bin');
+  const other = await start('2/other.bin');
+  const aborted = await start('1/aborted.bin');
+  const done = await start('1/done.bin');
+  await s3.send(new AbortMultipartUploadCommand({ Bucket: 'mpu', Key: '1/aborted.bin', UploadId: aborted }));
+  await completeOne('1/done.bin', done);
+  expect(await listed('1/')).toEqual([`1/kept.bin ${kept}`]);
+  s3.destroy();
+  await store.close();
+
+  store = await startEmbeddedStore({ dataDir, ...creds });
+  s3 = clientFor(store);
+  try {
+    expect(await listed()).toEqual([`1/kept.bin ${kept}`, `2/other.bin ${other}`]);
+    expect(await listed('2/')).toEqual([`2/other.bin ${other}`]);
+    await completeOne('1/kept.bin', kept);
+    expect(await getText(s3, 'mpu', '1/kept.bin')).toBe('bytes of 1/kept.bin');
+    expect(await listed()).toEqual([`2/other.bin ${other}`]);
+    // a new one after the restart is listed beside the one from before
+    const fresh = await start('2/fresh.bin');
+    expect(await listed('2/')).toEqual([`2/fresh.bin ${fresh}`, `2/other.bin ${other}`]);
   } finally {
     s3.destroy();
     await store.close();
