@@ -21,6 +21,8 @@ export interface HostSettings {
   s3Port: number;
   /** the embedded store's connections from one address, loopback (the host's own) not counted */
   s3MaxConnectionsPerAddress: number;
+  /** S3_PUBLIC_URL: the embedded store's address in links (else http://<HOST>:<S3_PORT>) */
+  s3PublicUrl?: string;
   adminKey?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -130,6 +132,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): HostSettings
     databasePoolSize: env.DATABASE_POOL_SIZE ? intEnv(env, 'DATABASE_POOL_SIZE', 10, 1, 1000) : undefined,
     s3Port: intEnv(env, 'S3_PORT', 4569, 0, 65535),
     s3MaxConnectionsPerAddress: intEnv(env, 'S3_MAX_CONNECTIONS_PER_ADDRESS', 256, 1, 2048),
+    s3PublicUrl: publicUrlOf(env.S3_PUBLIC_URL),
     adminKey: env.ADMIN_KEY || undefined,
     tlsCert,
     tlsKey,
@@ -155,6 +158,22 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): HostSettings
       },
     },
   };
+}
+
+/** S3_PUBLIC_URL: an http(s) origin, with no path, query or credentials (links are signed for it). */
+function publicUrlOf(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw.trim() === '') return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    throw new Error('S3_PUBLIC_URL must be a URL like http://files.example.com:4569');
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password || url.search || url.hash || url.pathname !== '/') {
+    // the value is not echoed: it may hold credentials
+    throw new Error('S3_PUBLIC_URL must be an http(s) origin with no path, query or credentials, like http://files.example.com:4569');
+  }
+  return url.origin;
 }
 
 function boolEnv(env: NodeJS.ProcessEnv, name: string): boolean {

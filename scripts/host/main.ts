@@ -48,13 +48,14 @@ async function startStore(settings: HostSettings, region: unknown): Promise<{ en
     maxConnectionsPerAddress: settings.s3MaxConnectionsPerAddress,
   });
   const env: Record<string, string> = {
-    AWS_S3_ENDPOINT: store.endpoint,
+    // links name the store as browsers reach it; the host's own calls go there too, signed the same way
+    AWS_S3_ENDPOINT: settings.s3PublicUrl ?? store.endpoint,
     AWS_ACCESS_KEY_ID: accessKeyId,
     AWS_SECRET_ACCESS_KEY: secretAccessKey,
     AWS_BUCKET: bucket,
   };
   if (!region && store.region) env.AWS_REGION = store.region;
-  say(`store: ${store.endpoint} (embedded, files in ${path.join(settings.dataDir, 's3')}), bucket ${bucket}`);
+  say(`store: ${settings.s3PublicUrl ? `${settings.s3PublicUrl} (listening on ${store.endpoint}; ` : `${store.endpoint} (`}embedded, files in ${path.join(settings.dataDir, 's3')}), bucket ${bucket}`);
   if (kept) say(`store credentials: access key ${accessKeyId} (kept in ${kept.file}${kept.generated ? ', made now' : ''})`);
   return { env, close: () => store.close() };
 }
