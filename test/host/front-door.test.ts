@@ -190,7 +190,7 @@ describe('body shape', () => {
 });
 
 describe('unauthenticated load', () => {
-  test('200 keyless connections holding 40 MB bodies: host RSS grows under 100 MB, /healthz answers within 500 ms throughout (over 5 s before the front door; 100 ms failed at 113 ms on Node 24 in CI)', async () => {
+  test('200 keyless connections holding 40 MB bodies: host RSS grows under 100 MB, /healthz answers within 1.5 s throughout (over 5 s before the front door; 100 ms failed at 113 ms on Node 24 in CI, and 407 ms was seen with the other core busy)', async () => {
     const pid = host.process.pid!;
     // Warm up what the host sets up lazily (the S3 client behind /healthz, the refusal's code path),
     // so that the growth measured is what the connections hold.
@@ -214,7 +214,9 @@ describe('unauthenticated load', () => {
     expect(Object.keys(seen.statuses)).toEqual(['401']);
     expect(health.failures).toEqual([]);
     expect(health.count).toBeGreaterThan(100);
-    expect(health.maxMs).toBeLessThan(500);
+    // The slowest of some 400 probes measures the machine as much as the host (the probe, the attacker
+    // and the host share two cores with other suites): held bodies that blocked the host took over 5 s.
+    expect(health.maxMs).toBeLessThan(1_500);
     expect(growthMB).toBeLessThan(100);
   });
 
