@@ -387,7 +387,8 @@ describe('health and logs', () => {
 
   test('the access log has method, path, status and time, and never a key or a query string', async () => {
     await call(`/aws-storage/echo/?user_key=${alice.user_key}&secretparam=1`);
-    await new Promise((r) => setTimeout(r, 100));
+    // the line comes through the host's stdout a moment after the answer: waited for (bounded)
+    for (let i = 0; i < 100 && !/GET \/aws-storage\/echo\/ 200 /.test(host.logs()); i++) await new Promise((r) => setTimeout(r, 50));
     const logs = host.logs();
     expect(logs).toMatch(/GET \/aws-storage\/echo\/ 200 \d+(\.\d+)?ms/);
     expect(logs).toMatch(/POST \/v2\/instances\/local\/users\/ 201 /);
