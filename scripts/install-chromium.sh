@@ -1,7 +1,18 @@
 #!/bin/sh
 # Installs Debian's chromium for the browser test (test/browser), unless it is already there.
 # Idempotent: a no-op when /usr/bin/chromium exists. Needs root (or sudo) and the Debian archive.
+# CHROMIUM_PATH, which test/support/browser.ts also reads, names a browser of your own instead: then
+# nothing is installed (on a machine without apt-get, say).
 set -eu
+
+if [ -n "${CHROMIUM_PATH:-}" ]; then
+  if [ -x "$CHROMIUM_PATH" ]; then
+    echo "chromium: CHROMIUM_PATH=$CHROMIUM_PATH ($("$CHROMIUM_PATH" --version 2>/dev/null || echo "version unknown"))"
+    exit 0
+  fi
+  echo "install-chromium: CHROMIUM_PATH=$CHROMIUM_PATH is not an executable file" >&2
+  exit 1
+fi
 
 CHROMIUM=/usr/bin/chromium
 
@@ -11,7 +22,7 @@ if [ -x "$CHROMIUM" ]; then
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install-chromium: $CHROMIUM is missing and apt-get is not available; install chromium by hand" >&2
+  echo "install-chromium: $CHROMIUM is missing and apt-get is not available; install Chromium and set CHROMIUM_PATH to it" >&2
   exit 1
 fi
 
