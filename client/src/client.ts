@@ -12,7 +12,7 @@ export interface ClientOptions {
   /**
    * Where resume state is kept: a ResumeStore, `{dir}` in Node (a JSON file per upload in that
    * directory), or false for none. Default: localStorage in a browser, in Node
-   * `os.tmpdir()/aws-storage-uploads`.
+   * `os.tmpdir()/aws-storage-uploads-<uid>` (a directory of this account's own, checked).
    */
   storage?: ResumeStore | { dir: string } | false;
   /** the socket's name in the URL; default `aws-storage` */

@@ -56,9 +56,11 @@ export function codeOfStatus(status: number): string {
     case 403: return 'forbidden';
     case 404: return 'not_found';
     case 405: return 'method_not_allowed';
+    case 408: return 'request_timeout';
     case 409: return 'conflict';
     case 413: return 'payload_too_large';
     case 415: return 'unsupported_media_type';
+    case 429: return 'too_many_requests';
     case 503: return 'storage_unavailable';
     case 504: return 'timeout';
     default: return status >= 500 ? 'internal' : 'invalid_argument';

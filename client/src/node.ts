@@ -1,7 +1,7 @@
 /**
  * The Node entry (the package's "node" export): everything of ./index.ts, plus uploads from a file
  * path read a part at a time (fs.open + read at an offset, never the whole file) and resume state in
- * a directory of JSON files (default os.tmpdir()/aws-storage-uploads).
+ * a directory of JSON files (default os.tmpdir()/aws-storage-uploads-<uid>).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import fs, { promises as fsp } from 'node:fs';
