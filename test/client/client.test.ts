@@ -212,24 +212,30 @@ test('a process killed after 3 parts: a new client with the same state directory
   fs.rmSync(home, { recursive: true, force: true });
 });
 
-test('a task dropped while paused is resumed by a new client from its saved state: only the remaining parts', async () => {
-  const stateDir = path.join(dir, 'state-dropped');
+/** Starts the big file's upload under `name`, pauses it after 3 parts and drops the task (never resumed or canceled): its state stays in `stateDir`. */
+async function uploadThreePartsAndDrop(stateDir: string, name: string): Promise<void> {
   const first = userClient({ storage: { dir: stateDir } });
-  let task: ReturnType<typeof first.upload> | undefined;
   let stopped = false;
-  task = first.upload('big/dropped.bin', { path: big.path }, {
+  const task = first.upload(name, { path: big.path }, {
     partSize: PART,
     concurrency: 1,
     onProgress: (p) => {
       if (p.partsDone === 3 && !stopped) {
         stopped = true;
-        task!.pause();
+        task.pause();
       }
     },
   });
-  while (!stopped) await new Promise((r) => setTimeout(r, 10));
-  task = undefined; // dropped, never resumed or canceled
+  for (let i = 0; !stopped; i++) {
+    if (i > 3000) throw new Error('the upload did not reach 3 parts in 30 s');
+    await new Promise((r) => setTimeout(r, 10));
+  }
   await new Promise((r) => setTimeout(r, 200));
+}
+
+test('a task dropped while paused is resumed by a new client from its saved state: only the remaining parts', async () => {
+  const stateDir = path.join(dir, 'state-dropped');
+  await uploadThreePartsAndDrop(stateDir, 'big/dropped.bin');
 
   const rec = recordingFetch();
   const second = userClient({ fetch: rec.fetch, storage: { dir: stateDir } });
@@ -241,22 +247,7 @@ test('a task dropped while paused is resumed by a new client from its saved stat
 
 test('two users sharing one state directory keep their own saved uploads: the second neither takes nor removes the first\'s', async () => {
   const stateDir = path.join(dir, 'state-shared');
-  const first = userClient({ storage: { dir: stateDir } });
-  let task: ReturnType<typeof first.upload> | undefined;
-  let stopped = false;
-  task = first.upload('big/shared.bin', { path: big.path }, {
-    partSize: PART,
-    concurrency: 1,
-    onProgress: (p) => {
-      if (p.partsDone === 3 && !stopped) {
-        stopped = true;
-        task!.pause();
-      }
-    },
-  });
-  while (!stopped) await new Promise((r) => setTimeout(r, 10));
-  task = undefined;
-  await new Promise((r) => setTimeout(r, 200));
+  await uploadThreePartsAndDrop(stateDir, 'big/shared.bin');
   const saved = stateFiles(stateDir);
   expect(saved).toHaveLength(1);
 
