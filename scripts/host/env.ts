@@ -120,6 +120,11 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): HostSettings
   const tlsCert = env.TLS_CERT || undefined;
   const tlsKey = env.TLS_KEY || undefined;
   if (Boolean(tlsCert) !== Boolean(tlsKey)) throw new Error('TLS_CERT and TLS_KEY must be set together');
+  const s3PublicUrl = publicUrlOf(env.S3_PUBLIC_URL);
+  // S3_PUBLIC_URL names the embedded store, which runs only without AWS_S3_ENDPOINT: both set is a mistake
+  if (s3PublicUrl && env.AWS_S3_ENDPOINT) {
+    throw new Error('S3_PUBLIC_URL names the embedded store, which does not run when AWS_S3_ENDPOINT is set: links name AWS_S3_ENDPOINT; unset one of the two');
+  }
   const instance = env.INSTANCE || 'local';
   if (!/^[a-z0-9][a-z0-9_-]{0,63}$/i.test(instance)) throw new Error('INSTANCE must be letters, digits, - or _');
   return {
@@ -132,7 +137,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): HostSettings
     databasePoolSize: env.DATABASE_POOL_SIZE ? intEnv(env, 'DATABASE_POOL_SIZE', 10, 1, 1000) : undefined,
     s3Port: intEnv(env, 'S3_PORT', 4569, 0, 65535),
     s3MaxConnectionsPerAddress: intEnv(env, 'S3_MAX_CONNECTIONS_PER_ADDRESS', 256, 1, 2048),
-    s3PublicUrl: publicUrlOf(env.S3_PUBLIC_URL),
+    s3PublicUrl,
     adminKey: env.ADMIN_KEY || undefined,
     tlsCert,
     tlsKey,

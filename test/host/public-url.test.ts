@@ -53,3 +53,13 @@ test.each([['ftp://files.example.com'], ['http://files.example.com/bucket'], ['h
     await expect(startHost({ env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', PORT: '0', S3_PORT: '0', S3_PUBLIC_URL: value }, timeoutMs: 15_000 })).rejects.toThrow(/S3_PUBLIC_URL must be/);
   },
 );
+
+test('S3_PUBLIC_URL with AWS_S3_ENDPOINT stops the host at start: there is no embedded store for it to name', async () => {
+  const env = { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', PORT: '0', S3_PORT: '0', AWS_S3_ENDPOINT: 'http://127.0.0.1:9', S3_PUBLIC_URL: 'http://files.example.com' };
+  // a host that starts anyway is stopped by afterAll, so the failure is an assertion, not a hang
+  const outcome = await startHost({ env, timeoutMs: 15_000 }).then(
+    (h) => (hosts.push(h), 'started'),
+    (err: Error) => err.message,
+  );
+  expect(outcome).toMatch(/S3_PUBLIC_URL names the embedded store, which does not run when AWS_S3_ENDPOINT is set/);
+});
