@@ -233,9 +233,9 @@ async function deleteUser(id: number, args: Args, deps: AdminRouteDeps): Promise
     names_truncated: removal.removed > removal.names.length,
     errors: removal.errors,
     uploads_aborted: removal.uploadsAborted,
-    swept_until: new Date(sweepUntil).toISOString(),
   };
   if (removal.failure) {
+    // no swept_until: a user still there is not swept (a removal that finishes records its own window)
     const { status, code, message } = removal.failure;
     return jsonAnswer(status, {
       message: `${message}; the user is kept, disabled, with the files not yet removed: delete it again to finish`,
@@ -247,7 +247,7 @@ async function deleteUser(id: number, args: Args, deps: AdminRouteDeps): Promise
     });
   }
   await users.deleteUser({ id });
-  return jsonAnswer(200, { id, username: user.username, deleted: true, files });
+  return jsonAnswer(200, { id, username: user.username, deleted: true, files: { ...files, swept_until: new Date(sweepUntil).toISOString() } });
 }
 
 /**
