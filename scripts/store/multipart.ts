@@ -21,7 +21,8 @@ import { childrenNamed, childText, parseXml, S3_NS, xmlEscape } from './xml';
 
 const MIN_PART = 5 * 1024 * 1024;
 const MAX_PARTS = 10_000;
-const UPLOAD_ID = /^[0-9a-f]{32}$/;
+/** 12 hex digits of the initiation time (ms), then 32 random ones; a bare 32 is an id of an older store */
+const UPLOAD_ID = /^(?:[0-9a-f]{12})?[0-9a-f]{32}$/;
 const PART_AMZ_HEADERS = new Set([
   'x-amz-content-sha256', 'x-amz-date', 'x-amz-decoded-content-length', 'x-amz-checksum-crc32', 'x-amz-checksum-crc32c',
   'x-amz-checksum-crc64nvme', 'x-amz-checksum-sha1', 'x-amz-checksum-sha256', 'x-amz-sdk-checksum-algorithm', 'x-amz-trailer',
@@ -112,13 +113,26 @@ export function route(req: IncomingMessage, parts: RequestParts, v: Verified, bu
   }
 }
 
+let lastInitiated = 0;
+
+/**
+ * A new upload's id and initiation time. S3 lists one key's uploads in ascending initiation time and
+ * pages them with upload-id-marker, "upload ids lexicographically greater": the id begins with the time
+ * (12 hex digits of ms, never going back within this store), so the two orders agree; the 16 random
+ * bytes after it keep ids unguessable.
+ */
+function newUpload(): { id: string; initiated: number } {
+  const initiated = (lastInitiated = Math.max(lastInitiated, Date.now()));
+  return { id: initiated.toString(16).padStart(12, '0') + randomBytes(16).toString('hex'), initiated };
+}
+
 function initiate(parts: RequestParts, bucket: Bucket, key: string): Reply {
   refuseUnknownAmzHeaders(parts, INITIATE_AMZ_HEADERS);
   const object = storedHeadersOf(parts);
-  const id = randomBytes(16).toString('hex');
+  const { id, initiated } = newUpload();
   const dir = uploadDir(bucket, id);
   fs.mkdirSync(dir, { recursive: true });
-  const upload: Upload = { id, key, initiated: Date.now(), object };
+  const upload: Upload = { id, key, initiated, object };
   const tmp = bucket.tmpPath();
   fs.writeFileSync(tmp, JSON.stringify(upload));
   fs.renameSync(tmp, path.join(dir, 'upload.json'));
@@ -284,7 +298,8 @@ export function listUploads(query: Map<string, string>, bucket: Bucket): Reply {
   const max = Math.min(1000, Number(/^\d{1,4}$/.test(query.get('max-uploads') ?? '') ? query.get('max-uploads') : 1000));
   const all = [...uploadsOf(bucket).values()]
     .filter((u) => u.key.startsWith(prefix))
-    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.initiated - b.initiated))
+    // one key's uploads by id: its time first, so initiation order, and the order upload-id-marker pages
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
     .filter((u) => !keyMarker || u.key > keyMarker || (u.key === keyMarker && idMarker !== '' && u.id > idMarker));
   const page = all.slice(0, max);
   const truncated = all.length > page.length;

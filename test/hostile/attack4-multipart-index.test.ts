@@ -1,0 +1,50 @@
+/**
+ * Attack pass 4, the embedded store's multipart uploads, over HTTP with the AWS SDK:
+ * - ListMultipartUploads paged with key-marker + upload-id-marker lists every upload of one key once,
+ *   in initiation order (S3: one key's uploads in ascending initiation time; upload-id-marker: "upload
+ *   ids lexicographically greater"). With random ids sorted by time, the marker skipped some.
+ */
+import { CreateMultipartUploadCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { storeForFile } from '../store/helpers';
+
+jest.setTimeout(60_000);
+
+const BUCKET = 'attack4-mp';
+const ctx = storeForFile([BUCKET]);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const start = async (Key: string) => (await ctx.s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key }))).UploadId!;
+
+test("one key's uploads, paged two at a time with key-marker + upload-id-marker: each listed once, in initiation order", async () => {
+  const KEY = 'index/same.bin';
+  const created: Array<{ key: string; id: string }> = [];
+  // seven of one key, with uploads of a key before it and one after it in between; each in its own ms
+  for (let i = 0; i < 7; i++) {
+    created.push({ key: KEY, id: await start(KEY) });
+    await sleep(3);
+    const other = i === 0 ? 'index/a-before.bin' : 'index/z-after.bin';
+    if (i % 3 === 0) created.push({ key: other, id: await start(other) });
+    await sleep(3);
+  }
+
+  const listed: Array<{ key: string; id: string; initiated: number }> = [];
+  let KeyMarker: string | undefined;
+  let UploadIdMarker: string | undefined;
+  for (let page = 0; page < 20; page++) {
+    const res = await ctx.s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: 'index/', MaxUploads: 2, KeyMarker, UploadIdMarker }));
+    for (const u of res.Uploads ?? []) listed.push({ key: u.Key!, id: u.UploadId!, initiated: u.Initiated!.getTime() });
+    if (!res.IsTruncated) break;
+    KeyMarker = res.NextKeyMarker;
+    UploadIdMarker = res.NextUploadIdMarker;
+  }
+
+  const byKey = (k: string, list: Array<{ key: string; id: string }>) => list.filter((u) => u.key === k).map((u) => u.id);
+  // every upload exactly once (the old store missed some of index/same.bin's), keys in order
+  expect(listed.map((u) => u.key)).toEqual([...created.map((u) => u.key)].sort());
+  for (const k of ['index/a-before.bin', KEY, 'index/z-after.bin']) expect(byKey(k, listed)).toEqual(byKey(k, created));
+  const same = listed.filter((u) => u.key === KEY);
+  expect(same.every((u, i) => i === 0 || u.initiated > same[i - 1].initiated)).toBe(true);
+  // still unguessable: 16 random bytes after the 12 hex digits of time
+  expect(new Set(same.map((u) => u.id.slice(12))).size).toBe(7);
+  expect(same.every((u) => /^[0-9a-f]{44}$/.test(u.id) && parseInt(u.id.slice(0, 12), 16) === u.initiated)).toBe(true);
+});
