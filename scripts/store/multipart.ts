@@ -217,7 +217,7 @@ async function listParts(bucket: Bucket, key: string, id: string, query: Map<str
 
 async function complete(req: IncomingMessage, parts: RequestParts, v: Verified, bucket: Bucket, key: string, id: string): Promise<Reply> {
   refuseUnknownAmzHeaders(parts, INITIATE_AMZ_HEADERS);
-  const up = uploadOf(bucket, id, key);
+  uploadOf(bucket, id, key);
   const condition = writeCondition(parts);
   condition?.(bucket.metas.get(key));
   const body = await readSmallBody(req, parts, v);
@@ -226,6 +226,8 @@ async function complete(req: IncomingMessage, parts: RequestParts, v: Verified, 
   const wanted = childrenNamed(root, 'Part').map((p) => ({ n: partNumberOf(childText(p, 'PartNumber')), etag: (childText(p, 'ETag') ?? '').replace(/^"|"$/g, '') }));
   if (wanted.length === 0) fail('MalformedXML', 'You must specify at least one part');
   if (wanted.some((p, i) => i > 0 && p.n <= wanted[i - 1].n)) fail('InvalidPartOrder', 'The list of parts was not in ascending order. Parts must be ordered by part number.');
+  // again now that the body is in: an abort (or the lifecycle sweep) while it came has removed the upload
+  const up = uploadOf(bucket, id, key);
   if (completing.has(id)) fail('NoSuchUpload', 'The specified upload is being completed');
   completing.add(id);
   try {

@@ -1,11 +1,20 @@
 /**
- * Attack pass 4, the embedded store's multipart uploads, over HTTP with the AWS SDK:
+ * Attack pass 4, the embedded store's multipart uploads, over HTTP with the AWS SDK (and one raw signed
+ * request):
  * - ListMultipartUploads paged with key-marker + upload-id-marker lists every upload of one key once,
  *   in initiation order (S3: one key's uploads in ascending initiation time; upload-id-marker: "upload
  *   ids lexicographically greater"). With random ids sorted by time, the marker skipped some.
+ * - A CompleteMultipartUpload whose body is still coming when an AbortMultipartUpload lands is 404
+ *   NoSuchUpload and stores nothing (it was a 500: the parts' folder had gone, ENOENT).
  */
-import { CreateMultipartUploadCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
-import { storeForFile } from '../store/helpers';
+import {
+  AbortMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  ListMultipartUploadsCommand,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { exists, storeForFile } from '../store/helpers';
+import { codeOf, encodeKey, request, signHeaders } from '../store/raw';
 
 jest.setTimeout(60_000);
 
@@ -47,4 +56,29 @@ test("one key's uploads, paged two at a time with key-marker + upload-id-marker:
   // still unguessable: 16 random bytes after the 12 hex digits of time
   expect(new Set(same.map((u) => u.id.slice(12))).size).toBe(7);
   expect(same.every((u) => /^[0-9a-f]{44}$/.test(u.id) && parseInt(u.id.slice(0, 12), 16) === u.initiated)).toBe(true);
+});
+
+test('an abort while the complete request is still sending its XML: 404 NoSuchUpload, and no object', async () => {
+  const KEY = 'race/complete-abort.bin';
+  const UploadId = await start(KEY);
+  const part = await ctx.s3.send(new UploadPartCommand({ Bucket: BUCKET, Key: KEY, UploadId, PartNumber: 1, Body: 'the only part' }));
+  const xml = Buffer.from(`<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>${part.ETag}</ETag></Part></CompleteMultipartUpload>`);
+  const path = `/${BUCKET}/${encodeKey(KEY)}`;
+  const headers = await signHeaders(ctx.store, { method: 'POST', path, query: { uploadId: UploadId }, body: xml, headers: { 'content-length': String(xml.length), 'content-type': 'application/xml' } });
+
+  let aborted!: () => void;
+  const abortDone = new Promise<void>((r) => (aborted = r));
+  async function* trickle() {
+    yield xml.subarray(0, 20);
+    await abortDone; // the store has taken the head and is reading the body
+    yield xml.subarray(20);
+  }
+  const answer = request(`${ctx.store.endpoint}${path}?uploadId=${UploadId}`, { method: 'POST', headers, body: trickle() });
+  await sleep(300);
+  await ctx.s3.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: KEY, UploadId }));
+  aborted();
+
+  const res = await answer;
+  expect([res.status, codeOf(res.text)]).toEqual([404, 'NoSuchUpload']); // was [500, 'InternalError']
+  expect(await exists(ctx.s3, BUCKET, KEY)).toBe(false);
 });
