@@ -65,10 +65,23 @@ export function defaultResumeKey(owner: string, name: string, size: number, last
   return `${owner}\n${name}\n${size}\n${lastModified ?? ''}`;
 }
 
-/** 16 hex digits of the SHA-256 of who calls (the key never kept in clear); '' without Web Crypto. */
+/**
+ * 16 hex digits of the SHA-256 of who calls (the key never kept in clear). Without Web Crypto (a page
+ * served over plain http from a host other than localhost has no crypto.subtle) 16 hex digits of the
+ * FNV-1a 64-bit hash of the same bytes: '' there gave every user one tag, so one user's saved uploads
+ * were found (and removed) by another again.
+ */
 export async function ownerTag(who: string): Promise<string> {
+  const bytes = new TextEncoder().encode(who);
   const subtle = globalThis.crypto?.subtle;
-  if (!subtle) return '';
-  const digest = new Uint8Array(await subtle.digest('SHA-256', new TextEncoder().encode(who)));
+  if (!subtle) return fnv1a64(bytes);
+  const digest = new Uint8Array(await subtle.digest('SHA-256', bytes));
   return [...digest.slice(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** FNV-1a, 64 bits (offset basis 0xcbf29ce484222325, prime 0x100000001b3), as 16 hex digits. */
+function fnv1a64(bytes: Uint8Array): string {
+  let h = 0xcbf29ce484222325n;
+  for (const b of bytes) h = ((h ^ BigInt(b)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  return h.toString(16).padStart(16, '0');
 }
