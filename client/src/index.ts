@@ -20,7 +20,7 @@ export { StorageApiError, isStorageApiError } from './errors.js';
 export type { StorageErrorCode } from './errors.js';
 export type { FetchLike } from './http.js';
 export type { PathData, UploadData } from './source.js';
-export { localStorageStore, memoryStore } from './state.js';
+export { localStorageStore, memoryStore, ownerTag } from './state.js';
 export type { ResumeStore, SavedUpload } from './state.js';
 export { DEFAULT_CONCURRENCY, DEFAULT_RETRIES, DEFAULT_THRESHOLD } from './upload.js';
 export type { UploadOptions, UploadProgress, UploadResult, UploadState, UploadTask } from './upload.js';

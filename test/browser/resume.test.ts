@@ -295,3 +295,37 @@ test('a file dropped on the drop zone is uploaded at once', async () => {
   }
   expect(pageErrors).toEqual([]);
 });
+
+test('a page without crypto.subtle (plain http, not localhost) still keeps each user\'s unfinished uploads apart', async () => {
+  const { context, page } = await newPage();
+  // as on http://files.example.com: Web Crypto is only in secure contexts
+  await context.addInitScript(() => Object.defineProperty(globalThis.crypto, 'subtle', { value: undefined, configurable: true }));
+  try {
+    await page.goto(host.url + '/');
+    expect(await page.evaluate(() => globalThis.crypto.subtle)).toBeUndefined();
+    // the tags the page keys saved uploads by: its own ownerTag, from the library it serves
+    // (a string: ts-jest would turn a dynamic import() inside a function into require())
+    const [mine, theirs] = (await page.evaluate(
+      `import('/client/index.js').then(({ ownerTag }) => Promise.all(${JSON.stringify([user.user_key, other.user_key])}.map(ownerTag)))`,
+    )) as string[];
+    expect(mine).toMatch(/^[0-9a-f]{16}$/);
+    expect(theirs).toMatch(/^[0-9a-f]{16}$/);
+    expect(mine).not.toBe(theirs);
+    await page.evaluate((tag) => {
+      const state = { v: 1, uploadId: 'u', key: 'k', name: 'mine.bin', size: 24 * 1024 * 1024, partSize: 8 * 1024 * 1024, partCount: 3, parts: { 1: '"e"' }, updatedAt: new Date().toISOString() };
+      localStorage.setItem(`aws-storage-upload:${tag}\nmine.bin\n${state.size}\n1`, JSON.stringify(state));
+    }, mine);
+    // its owner is offered it (with '' for every user, nobody was), the other user is not
+    await enterKey(page, user.user_key);
+    const offered = page.locator('[data-testid="resumable-item"][data-name="mine.bin"]');
+    await offered.waitFor({ state: 'visible' });
+    expect(await offered.getByTestId('resumable-status').textContent()).toContain('1 of 3 parts');
+    await enterKey(page, other.user_key);
+    await page.locator('#files-section').waitFor({ state: 'visible' });
+    await page.waitForTimeout(200);
+    expect(await page.locator('[data-testid="resumable-item"]').count()).toBe(0);
+  } finally {
+    await context.close();
+  }
+  expect(pageErrors).toEqual([]);
+});

@@ -3,7 +3,7 @@
 // by the host at /client/): one PUT for a small file, parts in parallel for a large one, with pause,
 // resume, cancel, and resume after a reload from the state the library keeps in localStorage.
 // Every name from the server goes into the page as text, never HTML.
-import { createClient, isStorageApiError } from './client/index.js';
+import { createClient, isStorageApiError, ownerTag } from './client/index.js';
 
 (() => {
   'use strict';
@@ -286,12 +286,6 @@ import { createClient, isStorageApiError } from './client/index.js';
     return `${userTag}\n${file.name.normalize('NFC')}\n${file.size}\n${file.lastModified ?? ''}`;
   }
   /** 16 hex digits of the key's SHA-256 ('' where the page has no Web Crypto: nothing is offered for resuming). */
-  async function tagOf(key) {
-    if (!globalThis.crypto?.subtle) return '';
-    const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(key));
-    return [...new Uint8Array(digest).slice(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join('');
-  }
-
   function savedUploads() {
     const out = [];
     try {
@@ -605,7 +599,8 @@ import { createClient, isStorageApiError } from './client/index.js';
 
   async function useKey(key) {
     userKey = key;
-    userTag = await tagOf(key);
+    // the client's rule: SHA-256 of the key, or FNV-1a 64 where a plain-http page has no crypto.subtle
+    userTag = await ownerTag(key);
     storage = createClient({ url: new URL('.', document.baseURI).href, userKey: key }, { socket });
     clearError();
     els.filesSection.hidden = false;
