@@ -16,6 +16,7 @@ import { parseLifecycle, readSmallBody } from './buckets';
 import { readMetaOf, trailerOf, type Bucket, type ObjectMeta } from './disk';
 import { S3Error, fail } from './errors';
 import { checkKey, refuseUnknownAmzHeaders, storedHeadersOf, writeCondition } from './objects';
+import { compareKeys } from './keyorder';
 import { emptyReply, isoDate, xmlReply, type Reply } from './reply';
 import { childrenNamed, childText, parseXml, S3_NS, xmlEscape } from './xml';
 
@@ -300,9 +301,10 @@ export function listUploads(query: Map<string, string>, bucket: Bucket): Reply {
   const max = Math.min(1000, Number(/^\d{1,4}$/.test(query.get('max-uploads') ?? '') ? query.get('max-uploads') : 1000));
   const all = [...uploadsOf(bucket).values()]
     .filter((u) => u.key.startsWith(prefix))
-    // one key's uploads by id: its time first, so initiation order, and the order upload-id-marker pages
-    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    .filter((u) => !keyMarker || u.key > keyMarker || (u.key === keyMarker && idMarker !== '' && u.id > idMarker));
+    // keys in UTF-8 byte order, as object listings; one key's uploads by id: its time first, so
+    // initiation order, and the order upload-id-marker pages
+    .sort((a, b) => compareKeys(a.key, b.key) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    .filter((u) => !keyMarker || compareKeys(u.key, keyMarker) > 0 || (u.key === keyMarker && idMarker !== '' && u.id > idMarker));
   const page = all.slice(0, max);
   const truncated = all.length > page.length;
   const last = page[page.length - 1];

@@ -58,6 +58,24 @@ test("one key's uploads, paged two at a time with key-marker + upload-id-marker:
   expect(same.every((u) => /^[0-9a-f]{44}$/.test(u.id) && parseInt(u.id.slice(0, 12), 16) === u.initiated)).toBe(true);
 });
 
+test('keys in UTF-8 byte order, as S3 lists them, also across pages (U+FFFD before an emoji; UTF-16 puts it after)', async () => {
+  const keys = ['order/\u{1F600}.bin', 'order/\uFFFD.bin', 'order/a.bin'];
+  for (const k of keys) await start(k);
+  const listed: string[] = [];
+  let KeyMarker: string | undefined;
+  let UploadIdMarker: string | undefined;
+  for (let page = 0; page < 10; page++) {
+    const res = await ctx.s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: 'order/', MaxUploads: 1, KeyMarker, UploadIdMarker }));
+    listed.push(...(res.Uploads ?? []).map((u) => u.Key!));
+    if (!res.IsTruncated) break;
+    KeyMarker = res.NextKeyMarker;
+    UploadIdMarker = res.NextUploadIdMarker;
+  }
+  const utf8Order = [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  expect(utf8Order).toEqual(['order/a.bin', 'order/\uFFFD.bin', 'order/\u{1F600}.bin']);
+  expect(listed).toEqual(utf8Order);
+});
+
 test('an abort while the complete request is still sending its XML: 404 NoSuchUpload, and no object', async () => {
   const KEY = 'race/complete-abort.bin';
   const UploadId = await start(KEY);
