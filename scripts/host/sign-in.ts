@@ -7,7 +7,7 @@
 // A success clears the username's counts (not the address's: an attacker's own account must not reset
 // the count of the address it guesses from; its own try is only taken back).
 import { createHash } from 'node:crypto';
-import net from 'node:net';
+import { addressKey } from '../store/address';
 import type { LoginFailures, User, UserStore } from './users/types';
 import { needsRehash, hashPassword, verifyPassword } from './passwords';
 import { usernameCandidates } from './users/rules';
@@ -54,22 +54,8 @@ const addressBucket = (address: string) => `ip:${addressKey(address)}`;
 const pairBucket = (username: string, address: string) =>
   `p:${createHash('sha256').update(`${addressKey(address)}\n${countedName(username)}`).digest('base64url')}`;
 
-/**
- * The share of addresses one client is taken to hold, for the limits: an IPv4 address as it is (an
- * IPv4-mapped IPv6 one as its IPv4 address), an IPv6 address as its /64 (one subscriber's usual share:
- * its other addresses must not be fresh counts). Anything else is kept whole.
- */
-export function addressKey(address: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped && net.isIPv4(mapped[1])) return mapped[1];
-  if (!net.isIPv6(address)) return address;
-  const groups = (part: string) => (part === '' ? [] : part.split(':')).flatMap((g) => (g.includes('.') ? ['0', '0'] : [g]));
-  const [head, tail] = address.split('%')[0].split('::');
-  const front = groups(head);
-  const back = tail === undefined ? [] : groups(tail);
-  const full = [...front, ...Array(Math.max(0, 8 - front.length - back.length)).fill('0'), ...back];
-  return `${full.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
-}
+// addressKey (an IPv6 client as its /64) is the store's too: it lives in scripts/store/address.ts
+export { addressKey };
 
 /** ms until a bucket with these failures may try again (0: now). */
 function waitFor(seen: LoginFailures, free: number, limits: SignInLimits, now: number): number {

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { escapeUri } from '../../src/lib/sigv4';
+import { addressKey } from './address';
 import { verifyRequest, type KeyRing, type RequestParts, type Verified } from './auth';
 import { ASK_FOR_BODY } from './body';
 import * as buckets from './buckets';
@@ -52,11 +53,17 @@ export interface StoreServerOptions {
 }
 
 /**
- * Links send browsers straight here, so the store sees its clients' own addresses: one of them may hold
- * at most this many connections, and cannot take the 2048 from everyone else. Loopback is the host's
- * own (it runs the store on its thread, up to a few hundred pooled connections) and is not counted.
+ * Links send browsers straight here, so the store sees its clients' own addresses: one client (an IPv4
+ * address, an IPv6 /64: addressKey) may hold at most this many connections, and cannot take the
+ * MAX_CONNECTIONS from everyone else. Loopback is the host's own (it runs the store on its thread, up
+ * to a few hundred pooled connections per process) and is not counted.
  */
 export const MAX_CONNECTIONS_PER_ADDRESS = 256;
+/**
+ * Connections all clients but loopback may hold together. The host's own are on top of these (up to as
+ * many again): outsiders who hold all of theirs must not leave the host unable to reach its store.
+ */
+export const MAX_CONNECTIONS = 2048;
 const isLoopback = (address: string) => address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
 
 function parseRequest(req: IncomingMessage): { parts: RequestParts; bucket: string; key: string | undefined; query: Map<string, string> } {
@@ -354,22 +361,26 @@ export function createStoreServer(o: StoreServerOptions): http.Server {
   server.on('checkContinue', handle);
   // a connection idle this long (no byte either way) is closed: slow or stuck clients do not pile up
   server.timeout = 60_000;
-  server.maxConnections = 2048;
+  server.maxConnections = 2 * MAX_CONNECTIONS; // the outsiders' and, beside them, the host's own
   const perAddress = new Map<string, number>();
   const cap = o.maxConnectionsPerAddress ?? MAX_CONNECTIONS_PER_ADDRESS;
+  let outsiders = 0;
   server.on('connection', (socket) => {
     const address = socket.remoteAddress ?? '';
     if (!o.capLoopback && isLoopback(address)) return;
-    const held = (perAddress.get(address) ?? 0) + 1;
-    if (held > cap) {
-      socket.destroy(); // over its share: closed before a byte is read
+    const client = addressKey(address);
+    const held = (perAddress.get(client) ?? 0) + 1;
+    if (held > cap || outsiders >= MAX_CONNECTIONS) {
+      socket.destroy(); // over its share, or every outsider's place taken: closed before a byte is read
       return;
     }
-    perAddress.set(address, held);
+    perAddress.set(client, held);
+    outsiders++;
     socket.once('close', () => {
-      const left = (perAddress.get(address) ?? 1) - 1;
-      if (left > 0) perAddress.set(address, left);
-      else perAddress.delete(address);
+      outsiders--;
+      const left = (perAddress.get(client) ?? 1) - 1;
+      if (left > 0) perAddress.set(client, left);
+      else perAddress.delete(client);
     });
   });
   server.on('clientError', (_err, socket) => {

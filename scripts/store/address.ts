@@ -1,0 +1,22 @@
+/**
+ * One client's share of addresses, for the bounds that count clients (the store's connections, the
+ * host's sign-in and unknown-key limits).
+ */
+import net from 'node:net';
+
+/**
+ * The share of addresses one client is taken to hold, for the limits: an IPv4 address as it is (an
+ * IPv4-mapped IPv6 one as its IPv4 address), an IPv6 address as its /64 (one subscriber's usual share:
+ * its other addresses must not be fresh counts). Anything else is kept whole.
+ */
+export function addressKey(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped && net.isIPv4(mapped[1])) return mapped[1];
+  if (!net.isIPv6(address)) return address;
+  const groups = (part: string) => (part === '' ? [] : part.split(':')).flatMap((g) => (g.includes('.') ? ['0', '0'] : [g]));
+  const [head, tail] = address.split('%')[0].split('::');
+  const front = groups(head);
+  const back = tail === undefined ? [] : groups(tail);
+  const full = [...front, ...Array(Math.max(0, 8 - front.length - back.length)).fill('0'), ...back];
+  return `${full.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
+}
