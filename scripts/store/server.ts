@@ -357,7 +357,12 @@ export function createStoreServer(o: StoreServerOptions): http.Server {
       res.destroy();
     });
   };
-  const server = http.createServer({ requestTimeout: 0, headersTimeout: 20_000, keepAliveTimeout: 5_000, maxHeaderSize: 16 * 1024 }, handle);
+  // connectionsCheckingInterval: how often Node checks headersTimeout (its default, 30 s, let a connection
+  // trickling its headers stay 26 to 50 s instead of 20)
+  const server = http.createServer(
+    { requestTimeout: 0, headersTimeout: 20_000, connectionsCheckingInterval: 1_000, keepAliveTimeout: 5_000, maxHeaderSize: 16 * 1024 },
+    handle,
+  );
   server.on('checkContinue', handle);
   // a connection idle this long (no byte either way) is closed: slow or stuck clients do not pile up
   server.timeout = 60_000;
