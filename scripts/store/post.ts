@@ -64,6 +64,8 @@ function parseDisposition(value: string): Part {
   return { name: params.name, filename: params.filename };
 }
 
+const timedOut = () => new S3Error('RequestTimeout', 'Your socket connection to the server was not read from or written to within the timeout period.');
+
 /** The request's body as a stream of buffers with a small look-ahead for boundaries. */
 class Reader {
   private buf: Buffer = Buffer.alloc(0);
@@ -71,45 +73,87 @@ class Reader {
   private readonly it: AsyncIterator<Buffer>;
   /** Date.now() by which the next bytes must have come (RequestTimeout), while set */
   deadline?: number;
+  /** one timer for the deadline, whatever the number of pieces the body comes in; the read it ends */
+  private late?: { deadline: number; expired: boolean; timer: NodeJS.Timeout; waiting?: (err: S3Error) => void };
   constructor(source: AsyncIterable<Buffer>) {
     this.it = source[Symbol.asyncIterator]();
   }
-  private async more(): Promise<boolean> {
-    if (this.ended) return false;
+  /** The next piece of the body as it came (undefined at its end). */
+  private async next(): Promise<Buffer | undefined> {
+    if (this.ended) return undefined;
     const r = this.deadline === undefined ? await this.it.next() : await this.nextBy(this.deadline);
     if (r.done) {
       this.ended = true;
-      return false;
+      return undefined;
     }
-    this.buf = this.buf.length ? Buffer.concat([this.buf, r.value]) : r.value;
+    return r.value;
+  }
+  private async more(): Promise<boolean> {
+    const piece = await this.next();
+    if (piece === undefined) return false;
+    this.buf = this.buf.length ? Buffer.concat([this.buf, piece]) : piece;
     return true;
   }
-  private async nextBy(deadline: number): Promise<IteratorResult<Buffer>> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new S3Error('RequestTimeout', 'Your socket connection to the server was not read from or written to within the timeout period.')),
-        Math.max(0, deadline - Date.now()),
+  private nextBy(deadline: number): Promise<IteratorResult<Buffer>> {
+    if (this.late?.deadline !== deadline) {
+      this.done();
+      this.late = { deadline, expired: false, timer: setTimeout(() => this.expire(), Math.max(0, deadline - Date.now())) };
+    }
+    const late = this.late;
+    if (late.expired) return Promise.reject(timedOut());
+    return new Promise((resolve, reject) => {
+      late.waiting = reject;
+      this.it.next().then(
+        (r) => {
+          late.waiting = undefined;
+          resolve(r);
+        },
+        (err: unknown) => {
+          late.waiting = undefined;
+          reject(err);
+        },
       );
     });
-    try {
-      return await Promise.race([this.it.next(), late]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
-  /** Bytes up to `delim` (consumed with it), at most `limit` before it. */
+  private expire(): void {
+    if (!this.late) return;
+    this.late.expired = true;
+    this.late.waiting?.(timedOut());
+  }
+  /** Stops the deadline's timer (the fields are read, or the form has failed). */
+  done(): void {
+    if (this.late) clearTimeout(this.late.timer);
+    this.late = undefined;
+  }
+  /**
+   * Bytes up to `delim` (consumed with it), at most `limit` before it. The pieces are kept apart until
+   * the delimiter comes, and each is searched once (with the few bytes before it a delimiter could
+   * start in): a field sent a byte a packet costs what it brings, not a copy and a scan of all before.
+   */
   async until(delim: Buffer, limit: number): Promise<Buffer> {
+    const pieces: Buffer[] = [];
+    let size = 0; // bytes in pieces
+    let piece = this.buf;
+    let carry: Buffer = Buffer.alloc(0); // the last bytes before `piece`, fewer than delim's
+    this.buf = Buffer.alloc(0);
     for (;;) {
-      const i = this.buf.indexOf(delim);
-      if (i >= 0) {
-        if (i > limit) break;
-        const out = this.buf.subarray(0, i);
-        this.buf = this.buf.subarray(i + delim.length);
-        return out;
+      const window = carry.length ? Buffer.concat([carry, piece]) : piece;
+      const j = window.indexOf(delim);
+      if (j >= 0) {
+        const at = size - carry.length + j;
+        if (at > limit) break;
+        pieces.push(piece);
+        const all = pieces.length === 1 ? piece : Buffer.concat(pieces, size + piece.length);
+        this.buf = all.subarray(at + delim.length);
+        return all.subarray(0, at);
       }
-      if (this.buf.length > limit + delim.length) break;
-      if (!(await this.more())) fail('MalformedPOSTRequest', 'The body of your POST request is not well-formed multipart/form-data.');
+      pieces.push(piece);
+      size += piece.length;
+      if (size > limit + delim.length) break;
+      carry = window.subarray(Math.max(0, window.length - delim.length + 1));
+      const next = await this.next();
+      if (next === undefined) fail('MalformedPOSTRequest', 'The body of your POST request is not well-formed multipart/form-data.');
+      piece = next!;
     }
     return fail('MaxMessageLengthExceeded', 'Your POST form fields are too large.');
   }
@@ -224,31 +268,36 @@ export async function postObject(req: IncomingMessage, bucket: Bucket, keys: Key
   const crlf2 = Buffer.from('\r\n\r\n');
   const crlf = Buffer.from('\r\n');
 
-  // preamble up to the first boundary
-  await reader.until(dash, MAX_PART_HEADER);
-  const fields = new Map<string, string>();
-  let fieldBytes = 0;
-  for (;;) {
-    if (await reader.startsWith('--')) fail('InvalidArgument', 'POST requires exactly one file upload per request.');
-    await reader.until(crlf, 64); // rest of the boundary line (transport padding)
-    const head = (await reader.until(crlf2, MAX_PART_HEADER)).toString('utf8');
-    let disposition: string | undefined;
-    for (const line of head.split('\r\n')) {
-      const i = line.indexOf(':');
-      if (i > 0 && line.slice(0, i).trim().toLowerCase() === 'content-disposition') disposition = line.slice(i + 1);
+  try {
+    // preamble up to the first boundary
+    await reader.until(dash, MAX_PART_HEADER);
+    const fields = new Map<string, string>();
+    let fieldBytes = 0;
+    for (;;) {
+      if (await reader.startsWith('--')) fail('InvalidArgument', 'POST requires exactly one file upload per request.');
+      await reader.until(crlf, 64); // rest of the boundary line (transport padding)
+      const head = (await reader.until(crlf2, MAX_PART_HEADER)).toString('utf8');
+      let disposition: string | undefined;
+      for (const line of head.split('\r\n')) {
+        const i = line.indexOf(':');
+        if (i > 0 && line.slice(0, i).trim().toLowerCase() === 'content-disposition') disposition = line.slice(i + 1);
+      }
+      if (disposition === undefined) fail('MalformedPOSTRequest', 'A form part has no Content-Disposition.');
+      const part = parseDisposition(disposition!);
+      const name = part.name.toLowerCase();
+      if (name === 'file') {
+        reader.deadline = undefined; // the policy is checked next; the file's own time is the idle timeout's
+        reader.done();
+        return receiveFile(reader, delim, part, fields, bucket, keys, now);
+      }
+      const value = await reader.until(delim, MAX_FIELDS_BYTES - fieldBytes);
+      fieldBytes += value.length + name.length;
+      if (fields.has(name)) fail('InvalidArgument', `The form field ${name} is given more than once.`);
+      if (fields.size >= MAX_FIELDS) fail('MaxMessageLengthExceeded', 'Your POST has too many form fields.');
+      fields.set(name, value.toString('utf8'));
     }
-    if (disposition === undefined) fail('MalformedPOSTRequest', 'A form part has no Content-Disposition.');
-    const part = parseDisposition(disposition!);
-    const name = part.name.toLowerCase();
-    if (name === 'file') {
-      reader.deadline = undefined; // the policy is checked next; the file's own time is the idle timeout's
-      return receiveFile(reader, delim, part, fields, bucket, keys, now);
-    }
-    const value = await reader.until(delim, MAX_FIELDS_BYTES - fieldBytes);
-    fieldBytes += value.length + name.length;
-    if (fields.has(name)) fail('InvalidArgument', `The form field ${name} is given more than once.`);
-    if (fields.size >= MAX_FIELDS) fail('MaxMessageLengthExceeded', 'Your POST has too many form fields.');
-    fields.set(name, value.toString('utf8'));
+  } finally {
+    reader.done();
   }
 }
 
