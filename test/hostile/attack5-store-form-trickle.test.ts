@@ -34,7 +34,7 @@ test('a field trickled a byte a piece costs about the same whether 50 KB came be
   await cost(1_000, 2_000); // warm up
   let small = Infinity;
   let large = Infinity;
-  for (let round = 0; round < 3; round++) {
+  for (let round = 0; round < 5; round++) {
     small = Math.min(small, await cost(1_000, 14_000));
     large = Math.min(large, await cost(50_000, 14_000));
   }

@@ -25,9 +25,10 @@ test('a connection that never finishes its headers is closed about 20 s after it
       });
     });
     // 20 to 21 s from a plain node process, 24 s seen inside jest's worker; the old code's first check
-    // came 30 s after the store started (32 s seen here), later ones up to 50 s
+    // came 30 s after the store started (32 s seen here), later ones up to 50 s: under 29 s leaves a
+    // busy machine room and still fails the old code
     expect(lived).toBeGreaterThanOrEqual(19_000);
-    expect(lived).toBeLessThan(27_000);
+    expect(lived).toBeLessThan(29_000);
   } finally {
     await store.close();
   }
