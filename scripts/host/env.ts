@@ -57,6 +57,12 @@ export interface FrontDoorLimits {
   keylessBodyLimit: number;
   /** HOST_MAX_CONNECTIONS: open connections; past it requests answer 503 (and at twice it new ones are dropped) */
   maxConnections: number;
+  /**
+   * HOST_MAX_CONNECTIONS_PER_ADDRESS: connections one client address (IPv6: its /64) may hold, so that
+   * one client cannot take maxConnections from everyone; past it a new one is closed unread. 0: no cap,
+   * the default behind HOST_TRUST_PROXY (every client's connection is the proxy's)
+   */
+  maxConnectionsPerAddress: number;
   /** HOST_MAX_INFLIGHT_BODY_BYTES: request body bytes held at once; past it 503 (one body is always let in) */
   maxInflightBodyBytes: number;
   /** HOST_HEADERS_TIMEOUT_MS: a request's headers must arrive within this */
@@ -79,6 +85,7 @@ export interface FrontDoorLimits {
 export const DEFAULT_LIMITS: FrontDoorLimits = {
   keylessBodyLimit: 64 * 1024,
   maxConnections: 1024,
+  maxConnectionsPerAddress: 256,
   maxInflightBodyBytes: 256 * 1024 * 1024,
   headersTimeoutMs: 10_000,
   bodyIdleTimeoutMs: 10_000,
@@ -93,6 +100,7 @@ export function readLimits(env: NodeJS.ProcessEnv = process.env): FrontDoorLimit
   return {
     keylessBodyLimit: intEnv(env, 'HOST_KEYLESS_BODY_LIMIT', d.keylessBodyLimit, 1024),
     maxConnections: intEnv(env, 'HOST_MAX_CONNECTIONS', d.maxConnections, 1),
+    maxConnectionsPerAddress: intEnv(env, 'HOST_MAX_CONNECTIONS_PER_ADDRESS', boolEnv(env, 'HOST_TRUST_PROXY') ? 0 : d.maxConnectionsPerAddress, 0),
     maxInflightBodyBytes: intEnv(env, 'HOST_MAX_INFLIGHT_BODY_BYTES', d.maxInflightBodyBytes, 1),
     headersTimeoutMs: intEnv(env, 'HOST_HEADERS_TIMEOUT_MS', d.headersTimeoutMs, 100),
     bodyIdleTimeoutMs: intEnv(env, 'HOST_BODY_IDLE_TIMEOUT_MS', d.bodyIdleTimeoutMs, 100),

@@ -4,6 +4,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
+import { capConnectionsPerClient } from '../store/address';
 import { closeAfterAnswer } from '../store/linger';
 import { keyDigest } from './admin-key';
 import { DEFAULT_REMOVAL_SWEEP_MS, startRemovalSweeper } from './removal-sweeper';
@@ -782,6 +783,8 @@ export function createHostServer(deps: ServerDeps): HostServer {
     ? https.createServer({ ...options, cert: deps.tls.cert, key: deps.tls.key }, onRequest)
     : http.createServer(options, onRequest);
   server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => onRequest(req, res, true));
+  // One client's share first: past it a connection is closed before the host spends anything on it.
+  if (limits.maxConnectionsPerAddress > 0) capConnectionsPerClient(server, { perClient: limits.maxConnectionsPerAddress });
   // Connections are counted as they open; past the bound their requests answer 503, and past twice
   // the bound a new connection is closed at once (it would hold a socket and a file descriptor).
   let lastConnectionAt = 0;

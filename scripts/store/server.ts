@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { escapeUri } from '../../src/lib/sigv4';
-import { addressKey } from './address';
+import { capConnectionsPerClient, isLoopback } from './address';
 import { verifyRequest, type KeyRing, type RequestParts, type Verified } from './auth';
 import { ASK_FOR_BODY } from './body';
 import * as buckets from './buckets';
@@ -64,7 +64,6 @@ export const MAX_CONNECTIONS_PER_ADDRESS = 256;
  * many again): outsiders who hold all of theirs must not leave the host unable to reach its store.
  */
 export const MAX_CONNECTIONS = 2048;
-const isLoopback = (address: string) => address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
 
 function parseRequest(req: IncomingMessage): { parts: RequestParts; bucket: string; key: string | undefined; query: Map<string, string> } {
   const url = req.url ?? '/';
@@ -367,26 +366,10 @@ export function createStoreServer(o: StoreServerOptions): http.Server {
   // a connection idle this long (no byte either way) is closed: slow or stuck clients do not pile up
   server.timeout = 60_000;
   server.maxConnections = 2 * MAX_CONNECTIONS; // the outsiders' and, beside them, the host's own
-  const perAddress = new Map<string, number>();
-  const cap = o.maxConnectionsPerAddress ?? MAX_CONNECTIONS_PER_ADDRESS;
-  let outsiders = 0;
-  server.on('connection', (socket) => {
-    const address = socket.remoteAddress ?? '';
-    if (!o.capLoopback && isLoopback(address)) return;
-    const client = addressKey(address);
-    const held = (perAddress.get(client) ?? 0) + 1;
-    if (held > cap || outsiders >= MAX_CONNECTIONS) {
-      socket.destroy(); // over its share, or every outsider's place taken: closed before a byte is read
-      return;
-    }
-    perAddress.set(client, held);
-    outsiders++;
-    socket.once('close', () => {
-      outsiders--;
-      const left = (perAddress.get(client) ?? 1) - 1;
-      if (left > 0) perAddress.set(client, left);
-      else perAddress.delete(client);
-    });
+  capConnectionsPerClient(server, {
+    perClient: o.maxConnectionsPerAddress ?? MAX_CONNECTIONS_PER_ADDRESS,
+    total: MAX_CONNECTIONS,
+    counted: (address) => o.capLoopback === true || !isLoopback(address),
   });
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');

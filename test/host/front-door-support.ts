@@ -41,12 +41,14 @@ export interface RawOptions {
   timeoutMs?: number;
   /** after the answer, wait this long (ms) to see whether the host closes the connection */
   waitCloseMs?: number;
+  /** the client's own address (another loopback one, 127.0.0.2, is another client to the host) */
+  localAddress?: string;
 }
 
 /** One request over its own socket: the head as given (CRLFs included), then `feed`'s body bytes. */
 export function raw(port: number, head: string, opts: RawOptions = {}): Promise<RawAnswer> {
   return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress: opts.localAddress });
     const started = performance.now();
     let input = Buffer.alloc(0);
     let sent = 0;
