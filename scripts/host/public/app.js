@@ -285,7 +285,7 @@ import { createClient, isStorageApiError, ownerTag } from './client/index.js';
   function resumeKeyOf(file) {
     return `${userTag}\n${file.name.normalize('NFC')}\n${file.size}\n${file.lastModified ?? ''}`;
   }
-  /** 16 hex digits of the key's SHA-256 ('' where the page has no Web Crypto: nothing is offered for resuming). */
+  /** The library's saved uploads under this user's tag (userTag), newest first. */
   function savedUploads() {
     const out = [];
     try {
