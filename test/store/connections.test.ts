@@ -21,9 +21,13 @@ function ask(store: EmbeddedStore): Promise<string> {
       if (got.includes('\r\n\r\n')) s.destroy();
     });
     s.on('error', () => {});
-    s.on('close', () => resolve(got));
+    // bounded: 3 s without an end is a closed-unanswered ''; the timer goes with the socket (no leftover)
+    const giveUp = setTimeout(() => s.destroy(), 3_000);
+    s.on('close', () => {
+      clearTimeout(giveUp);
+      resolve(got);
+    });
     s.on('connect', () => s.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'));
-    setTimeout(() => s.destroy(), 3_000);
   });
 }
 
