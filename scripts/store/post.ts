@@ -287,7 +287,6 @@ export async function postObject(req: IncomingMessage, bucket: Bucket, keys: Key
       const name = part.name.toLowerCase();
       if (name === 'file') {
         reader.deadline = undefined; // the policy is checked next; the file's own time is the idle timeout's
-        reader.done();
         return receiveFile(reader, delim, part, fields, bucket, keys, now);
       }
       const value = await reader.until(delim, MAX_FIELDS_BYTES - fieldBytes);
