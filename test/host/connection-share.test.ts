@@ -4,9 +4,8 @@
  * for everyone (attack pass 6 held the front door with 41 idle connections against a cap of 20). Real
  * sockets: 127.0.0.1 is one client, 127.0.0.2 (also loopback) another.
  */
-import net from 'node:net';
 import { startHost, type StartedHost } from '../support/host';
-import { raw, sleep } from './front-door-support';
+import { openIdle, raw, sleep } from './front-door-support';
 
 jest.setTimeout(60_000);
 
@@ -21,16 +20,6 @@ async function start(env: Record<string, string>): Promise<number> {
   const host = await startHost({ env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', PORT: '0', S3_PORT: '0', ...env } });
   hosts.push(host);
   return Number(new URL(host.url).port);
-}
-
-/** n connections from 127.0.0.1 that send nothing, once each is open. */
-function openIdle(port: number, n: number): Promise<net.Socket[]> {
-  return Promise.all(
-    Array.from({ length: n }, () => new Promise<net.Socket>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => resolve(s));
-      s.on('error', () => undefined);
-    })),
-  );
 }
 
 test('past its share a client\'s new connection is closed unread; another client still gets in; a freed place is taken again', async () => {

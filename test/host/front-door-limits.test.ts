@@ -2,9 +2,8 @@
  * The front door's bounds as settings (README, "The host"): connections, in-flight body bytes, slow
  * headers, stalled and trickling bodies. One host with small limits; real sockets on 127.0.0.1.
  */
-import net from 'node:net';
 import { startHost, type StartedHost } from '../support/host';
-import { makeStoreFixtureSocket, postHead, raw, sleep, startStubStore } from './front-door-support';
+import { makeStoreFixtureSocket, openIdle, postHead, raw, sleep, startStubStore } from './front-door-support';
 
 jest.setTimeout(60_000);
 
@@ -45,25 +44,11 @@ afterAll(async () => {
 const echo = '/aws-storage/echo/';
 const get = (p: string) => `GET ${p} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`;
 
-/** Opens n sockets that send nothing; resolves once all are connected. */
-async function openIdle(n: number): Promise<net.Socket[]> {
-  return Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<net.Socket>((resolve) => {
-          const s = net.connect(port, '127.0.0.1', () => resolve(s));
-          s.on('error', () => undefined);
-        }),
-    ),
-  );
-}
-
 /** A JSON body of exactly n bytes: {"file":"AAA…"} */
 const bodyOf = (n: number) => `{"file":"${'A'.repeat(n - 11)}"}`;
 
 test('past HOST_MAX_CONNECTIONS requests answer 503 busy with Retry-After; past twice that, a connection is closed at once', async () => {
-  const held = await openIdle(MAX_CONNECTIONS);
+  const held = await openIdle(port, MAX_CONNECTIONS);
   try {
     await sleep(100);
     const busy = await raw(port, get('/healthz'), { timeoutMs: 3_000 });
@@ -71,7 +56,7 @@ test('past HOST_MAX_CONNECTIONS requests answer 503 busy with Retry-After; past 
     expect(busy.headers['retry-after']).toBe('1');
     expect(JSON.parse(busy.body)).toEqual({ code: 'busy', message: expect.stringMatching(/connections/) });
     // Up to twice the bound, connections are taken (and answered 503); past it, closed unanswered.
-    const more = await openIdle(MAX_CONNECTIONS);
+    const more = await openIdle(port, MAX_CONNECTIONS);
     held.push(...more);
     await sleep(100);
     const dropped = await raw(port, get('/healthz'), { timeoutMs: 3_000 });

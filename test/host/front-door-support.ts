@@ -120,6 +120,16 @@ export function raw(port: number, head: string, opts: RawOptions = {}): Promise<
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Opens n sockets to the host on 127.0.0.1 that send nothing; resolves once all are connected. */
+export function openIdle(port: number, n: number): Promise<net.Socket[]> {
+  return Promise.all(
+    Array.from({ length: n }, () => new Promise<net.Socket>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => resolve(s));
+      s.on('error', () => undefined);
+    })),
+  );
+}
+
 /** A request head for POST `path` with these headers (Host and the CRLFs added). */
 export function postHead(path: string, headers: Record<string, string | number>): string {
   const lines = [`POST ${path} HTTP/1.1`, 'Host: 127.0.0.1'];
